@@ -1,0 +1,1 @@
+"""What every family shares: contracts, registries, result types, metrics, seeding, devices, checkpoints."""

@@ -19,6 +19,7 @@ from opsrl.api import (  # noqa: E402
     list_problems,
     list_solvers,
     load_instance,
+    load_instances,
     save_instance,
     solve,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "list_problems",
     "list_solvers",
     "load_instance",
+    "load_instances",
     "save_instance",
     "solve",
 ]

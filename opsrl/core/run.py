@@ -1,6 +1,7 @@
 """Running one solver on one instance: in a worker process with a hard time limit, then costed by
-the problem's ``evaluate``. The CLI's ``solve``, the Python API and the benchmark runner all go
-through ``run_solver``, so a run is recorded the same way wherever it starts.
+the problem's ``evaluate``. The CLI's ``solve`` and the Python API go through ``run_solver``; the
+benchmark runner drives many workers at once with the same ``start_worker`` / ``finish_worker`` and
+``cost_solution``, so a run is limited and recorded the same way wherever it starts.
 """
 
 from __future__ import annotations
@@ -111,11 +112,12 @@ def run_solver(instance: Any, solver: str, *, time_limit: float | None = 10.0, s
     wall = time.perf_counter() - t0
     if math.isnan(sol.wall_s):
         sol.wall_s = wall
-    return _cost(problem, spec, instance, sol, time_limit, seed, options, peak)
+    return cost_solution(problem, spec, instance, sol, time_limit, seed, options, peak)
 
 
-def _cost(problem: Any, spec: SolverSpec, instance: Any, sol: Solution, time_limit: float | None, seed: int,
-          options: dict[str, Any], peak: float) -> Result:
+def cost_solution(problem: Any, spec: SolverSpec, instance: Any, sol: Solution, time_limit: float | None, seed: int,
+                  options: dict[str, Any], peak: float) -> Result:
+    """The Result of a run: the solver's answer costed by the problem's ``evaluate``, gap to the reference."""
     status, message = sol.status, sol.message
     objective, feasible, violations = math.nan, False, []
     if sol.data is not None:
@@ -164,8 +166,24 @@ def _child(conn: Any, spec_key: tuple[str, str], instance: Any, time_limit: floa
     conn.close()
 
 
-def _run_isolated(spec: SolverSpec, instance: Any, time_limit: float | None, seed: int,
-                  options: dict[str, Any]) -> tuple[Solution, float]:
+@dataclass
+class Worker:
+    """A solver run in its own process: the pipe its answer comes on, the process, and when to kill it."""
+
+    conn: Any
+    proc: Any
+    started: float
+    deadline: float | None  # perf_counter time past which the run is killed; None: never
+    time_limit: float | None
+
+    def overdue(self, now: float | None = None) -> bool:
+        """Whether the run is past its hard limit (time limit plus grace)."""
+        return self.deadline is not None and (time.perf_counter() if now is None else now) >= self.deadline
+
+
+def start_worker(spec: SolverSpec, instance: Any, time_limit: float | None, seed: int,
+                 options: dict[str, Any]) -> Worker:
+    """Fork (spawn, for torch solvers) a worker that solves ``instance``; the caller waits, then ``finish_worker``."""
     ctx = mp.get_context("spawn" if spec.needs_torch else "fork")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, (spec.problem, spec.name), instance, time_limit, seed, options),
@@ -173,26 +191,57 @@ def _run_isolated(spec: SolverSpec, instance: Any, time_limit: float | None, see
     t0 = time.perf_counter()
     proc.start()
     send.close()
-    deadline = None if time_limit is None else time_limit + grace_seconds(time_limit)
+    deadline = None if time_limit is None else t0 + time_limit + grace_seconds(time_limit)
+    return Worker(recv, proc, t0, deadline, time_limit)
+
+
+def finish_worker(worker: Worker) -> tuple[Solution, float]:
+    """The worker's answer if it has sent one, else kill it: a ``timeout`` past its deadline, an ``error`` if it died.
+
+    Does not wait: call it once the pipe is ready or the worker is overdue. Re-raises an OpsrlError
+    the worker raised (a user error, not a solver failure).
+    """
+    payload, died = None, False
     try:
-        ready = recv.poll(deadline)
-        payload = recv.recv() if ready else None
-    except EOFError:
-        payload, ready = None, True
-    finally:
-        if proc.is_alive() and payload is None:
-            _kill(proc)
-        proc.join(timeout=5)
-    elapsed = time.perf_counter() - t0
+        if worker.conn.poll(0):
+            payload = worker.conn.recv()
+    except (EOFError, OSError):
+        died = True
+    if payload is None:
+        _kill(worker.proc)
+    worker.proc.join(timeout=5)
+    if worker.proc.is_alive():  # answered but will not exit: do not leave it behind
+        _kill(worker.proc)
+        worker.proc.join(timeout=5)
+    worker.conn.close()
+    elapsed = time.perf_counter() - worker.started
     if isinstance(payload, OpsrlError):
         raise payload
     if payload is not None:
         return payload
-    if not ready:
+    if not died and worker.time_limit is not None:
         return Solution(Status.TIMEOUT, wall_s=elapsed,
-                        message=f"killed after {elapsed:.1f} s: past the time limit of {time_limit:g} s"), math.nan
+                        message=f"killed after {elapsed:.1f} s: past the time limit of {worker.time_limit:g} s"), math.nan
     return Solution(Status.ERROR, wall_s=elapsed,
-                    message=f"solver process died with exit code {proc.exitcode}"), math.nan
+                    message=f"solver process died with exit code {worker.proc.exitcode}"), math.nan
+
+
+def _run_isolated(spec: SolverSpec, instance: Any, time_limit: float | None, seed: int,
+                  options: dict[str, Any]) -> tuple[Solution, float]:
+    worker = start_worker(spec, instance, time_limit, seed, options)
+    try:
+        worker.conn.poll(None if worker.deadline is None else max(0.0, worker.deadline - time.perf_counter()))
+    except BaseException:
+        kill_worker(worker)
+        raise
+    return finish_worker(worker)
+
+
+def kill_worker(worker: Worker) -> None:
+    """Kill a worker and its process group now (an interrupted benchmark or solve)."""
+    _kill(worker.proc)
+    worker.proc.join(timeout=5)
+    worker.conn.close()
 
 
 def _kill(proc: Any) -> None:

@@ -53,14 +53,18 @@ def sniff_problem(path: Path) -> str | None:
     path = Path(path)
     if path.suffix in SUFFIXES:
         return SUFFIXES[path.suffix]
-    try:
-        if path.suffix == ".json":
-            return str(json.loads(path.read_text()).get("problem"))
-        if path.suffix == ".npz":
+    if path.suffix == ".json":
+        try:
+            obj = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InstanceFileError(path, f"not valid JSON ({exc})") from None
+        return str(obj["problem"]) if isinstance(obj, dict) and "problem" in obj else None
+    if path.suffix == ".npz":
+        try:
             with np.load(path, allow_pickle=False) as z:
-                return str(z["problem"])
-    except Exception:
-        return None
+                return str(z["problem"]) if "problem" in z.files else None
+        except Exception as exc:
+            raise InstanceFileError(path, f"not a readable .npz batch ({exc})") from None
     return None
 
 
@@ -122,10 +126,12 @@ def find_builtin(problem: str, name: str) -> Path | None:
 def _load_vrplib(problem: str, path: Path) -> Any:
     import vrplib
 
+    if (problem_line := _diagnose_vrplib(path)) is not None:
+        raise InstanceFileError(path, problem_line)
     try:
         data = vrplib.read_instance(path, compute_edge_weights=False)
     except Exception as exc:
-        raise InstanceFileError(path, _diagnose_vrplib(path) or f"not a readable TSPLIB/CVRPLIB file ({exc})") from None
+        raise InstanceFileError(path, f"not a readable TSPLIB/CVRPLIB file ({exc})") from None
     ftype = str(data.get("type", "")).upper()
     expected_type = {"tsp": ("TSP",), "cvrp": ("CVRP", "VRP")}[problem]
     if ftype and ftype not in expected_type:

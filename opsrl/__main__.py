@@ -1,0 +1,5 @@
+"""``python -m opsrl`` runs the CLI."""
+
+from opsrl.cli.app import main
+
+main()

@@ -1,0 +1,69 @@
+"""``opsrl solve``: one instance, one solver; prints cost, time and gap to the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from opsrl.cli.common import err, fmt_num, load_one, print_json, resolve_problem
+
+
+def solve(
+    problem: Optional[str] = typer.Option(None, "--problem", "-p", help="Problem name (see opsrl list)."),
+    instance: Optional[str] = typer.Option(None, "--instance", "-i", help="Instance file or built-in name; generated when absent."),
+    size: int = typer.Option(100, "--size", "-n", help="Size of the generated instance (customers, nodes or items)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generator and of the solver."),
+    solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Solver name; the problem's default when absent."),
+    time_limit: float = typer.Option(10.0, "--time-limit", "-t", help="Time limit in seconds."),
+    param: Optional[list[str]] = typer.Option(None, "--param", help="Solver option key=value (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Instance field override key=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the solution here (CVRPLIB .sol for cvrp, JSON otherwise)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the solution to this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Solve one instance and print problem, solver, status, objective, reference, gap and time."""
+    import opsrl
+    from opsrl.core.errors import UsageError
+    from opsrl.core.registry import get_problem, get_solver, parse_assignments
+
+    if time_limit <= 0:
+        raise UsageError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
+    name = resolve_problem(problem, instance)
+    prob = get_problem(name)
+    solver = solver or opsrl.api.default_solver(name)
+    spec = get_solver(name, solver)
+    params = spec.check_params(parse_assignments(param, "--param"))
+    inst = load_one(name, instance, size, seed, set_)
+    result = opsrl.solve(inst, solver, time_limit=time_limit, seed=seed, params=params)
+
+    if out is not None and result.solution is not None:
+        prob.save_solution(inst, result.solution, result.objective, out)
+    if plot is not None and result.solution is not None:
+        prob.plot(inst, result.solution, plot, title=f"{inst.name} {solver}: {fmt_num(result.objective)}")
+
+    if as_json:
+        data = result.to_json()
+        data.pop("stats", None)
+        data["stats"] = {k: v for k, v in result.to_json()["stats"].items() if k != "traceback"}
+        print_json(data)
+    else:
+        source = f" ({result.reference_source})" if result.reference is not None else ""
+        rows = [("problem", name), ("instance", inst.name), ("solver", solver), ("status", str(result.status)),
+                ("feasible", "yes" if result.feasible else "no"),
+                ("objective", fmt_num(result.objective, 10)),
+                ("reference", fmt_num(result.reference, 10) + source),
+                ("gap", "-" if result.reference is None or not result.feasible else f"{result.gap_pct:.3f} %"),
+                ("time", f"{result.wall_s:.2f} s (limit {time_limit:g} s)")]
+        if out is not None and result.solution is not None:
+            rows.append(("solution", str(out)))
+        if plot is not None and result.solution is not None:
+            rows.append(("plot", str(plot)))
+        typer.echo("\n".join(f"{k:<10} {v}" for k, v in rows))
+    if result.message:
+        err(f"{solver}: {result.message}")
+    if str(result.status) == "error":
+        raise typer.Exit(1)
+    if result.solution is None and (out is not None or plot is not None):
+        err(f"{solver} found no solution in {time_limit:g} s: nothing written to --out/--plot")

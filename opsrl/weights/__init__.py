@@ -1,0 +1,1 @@
+"""Shipped pretrained checkpoints: ``<name>.safetensors`` with a ``<name>.json`` metadata sidecar."""

@@ -220,8 +220,8 @@ def finish_worker(worker: Worker) -> tuple[Solution, float]:
     if payload is not None:
         return payload
     if not died and worker.time_limit is not None:
-        return Solution(Status.TIMEOUT, wall_s=elapsed,
-                        message=f"killed after {elapsed:.1f} s: past the time limit of {worker.time_limit:g} s"), math.nan
+        message = f"killed after {elapsed:.1f} s: past the time limit of {worker.time_limit:g} s"
+        return Solution(Status.TIMEOUT, wall_s=elapsed, message=message), math.nan
     return Solution(Status.ERROR, wall_s=elapsed,
                     message=f"solver process died with exit code {worker.proc.exitcode}"), math.nan
 

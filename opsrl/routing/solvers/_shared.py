@@ -12,7 +12,6 @@ import numpy as np
 
 DEFAULT_HEURISTIC_S = 10.0  # budget for a heuristic run when no time limit is given
 LOAD_SCALE = 1_000_000.0  # scale for fractional demands or capacities
-PRIZE_SCALE = 1_000_000.0  # largest scaled prize when prizes are fractional
 MAX_INT64_COST = 2**62
 
 
@@ -62,29 +61,23 @@ def fleet_bound(demands: np.ndarray, capacity: float) -> int:
     return max(1, min(n, max(len(bins), rough) + 3))
 
 
-def prize_units(prizes: np.ndarray) -> np.ndarray:
-    """Prizes as non-negative integers: whole prizes as they are, fractional ones scaled so the
-    largest becomes ``PRIZE_SCALE`` (order-preserving up to rounding)."""
-    p = np.maximum(np.asarray(prizes, dtype=float), 0.0)
-    if _is_whole(p):
-        return np.rint(p).astype(np.int64)
-    top = float(p.max()) if p.size else 0.0
-    return np.rint(p * (PRIZE_SCALE / top)).astype(np.int64) if top > 0 else np.zeros(len(p), np.int64)
+def prize_weights(prizes: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Integer prize weights for solvers that minimise ``distance + uncollected prize``.
 
-
-def prize_weights(prizes: np.ndarray, budget: int) -> np.ndarray:
-    """Integer prizes weighted so that collecting prize always beats saving distance.
-
-    A feasible tour is at most ``budget`` long, so weighting each prize unit by ``budget + 1``
-    makes a solver that minimises ``distance + uncollected prize`` maximise prize first and only then
-    shorten the tour. The weight is reduced if the total would overflow int64.
+    Weights are proportional to the prizes, scaled so that the smallest positive prize exceeds the
+    longest possible detour (twice the longest arc of the integer matrix ``dist``): inserting a node
+    into a tour always pays. Weights stay moderate on purpose: PyVRP's penalty manager cannot
+    counter prizes many orders of magnitude above the distances (it then finds no feasible tour).
     """
-    units = prize_units(prizes)
-    weight = max(int(budget), 0) + 1
-    total = int(units.sum())
-    if total > 0 and total * weight + budget > MAX_INT64_COST:
-        weight = max(1, (MAX_INT64_COST - budget) // total)
-    return units * weight
+    p = np.maximum(np.asarray(prizes, dtype=float), 0.0)
+    positive = p[p > 0]
+    if positive.size == 0:
+        return np.zeros(len(p), np.int64)
+    unit = (2.0 * float(np.max(dist)) + 1.0) / float(positive.min())
+    weights = np.rint(p * unit)
+    if float(weights.sum()) > MAX_INT64_COST / 4:
+        weights = np.rint(p * (MAX_INT64_COST / 4 / float(p.sum())))
+    return weights.astype(np.int64)
 
 
 def tour_from_edges(n: int, edges: list[tuple[int, int]]) -> list[int]:

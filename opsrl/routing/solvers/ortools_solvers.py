@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,9 @@ def solve_kp(instance: KPInstance, *, time_limit: float | None, seed: int) -> So
     return Solution(status, items, {"solver_s": elapsed})
 
 
+OP_OPERATORS = ("use_global_cheapest_insertion_close_nodes_lns", "use_local_cheapest_insertion_close_nodes_lns")
+
+
 @dataclass
 class _RoutingSpec:
     """What the one OR-Tools routing model needs: integer arc costs, a fleet, optional side constraints."""
@@ -60,12 +64,16 @@ class _RoutingSpec:
     capacity: int = 0
     penalties: np.ndarray | None = None  # int64 per node: every customer may be dropped at this cost
     max_length: int | None = None  # distance dimension capacity (route length budget)
+    first_solution: str = "PATH_CHEAPEST_ARC"  # routing_enums_pb2.FirstSolutionStrategy name
+    metaheuristic: str = "GUIDED_LOCAL_SEARCH"  # routing_enums_pb2.LocalSearchMetaheuristic name
+    extra_operators: tuple[str, ...] = ()  # local_search_operators fields to switch on
 
 
 def _solve_routing(spec: _RoutingSpec, budget_s: float) -> tuple[list[list[int]] | None, dict[str, Any]]:
     """Build the routing model, run guided local search for ``budget_s`` seconds, return the routes
     (customer nodes per vehicle, depot excluded; empty routes dropped) and stats."""
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+    from ortools.util import optional_boolean_pb2
 
     n = len(spec.dist)
     manager = pywrapcp.RoutingIndexManager(n, spec.num_vehicles, 0)
@@ -83,12 +91,15 @@ def _solve_routing(spec: _RoutingSpec, budget_s: float) -> tuple[list[list[int]]
             routing.AddDisjunction([manager.NodeToIndex(node)], int(spec.penalties[node]))
 
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
-    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, spec.first_solution)
+    params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, spec.metaheuristic)
+    for name in spec.extra_operators:
+        setattr(params.local_search_operators, name, optional_boolean_pb2.BOOL_TRUE)
     params.time_limit.FromMilliseconds(max(int(budget_s * 1000), 1))
     t0 = time.perf_counter()
     assignment = routing.SolveWithParameters(params)
-    stats: dict[str, Any] = {"solver_s": time.perf_counter() - t0, "ortools_status": int(routing.status())}
+    stats: dict[str, Any] = {"solver_s": time.perf_counter() - t0,
+                             "ortools_status": routing_enums_pb2.RoutingSearchStatus.Value.Name(routing.status())}
     if assignment is None:
         return None, stats
     routes = []
@@ -107,8 +118,8 @@ def _solve_routing(spec: _RoutingSpec, budget_s: float) -> tuple[list[list[int]]
     return routes, stats
 
 
-def _run(instance: RoutingInstance, spec_of: Any, time_limit: float | None,
-         shape: Any) -> Solution:
+def _run(instance: Any, spec_of: Callable[[Any], _RoutingSpec], time_limit: float | None,
+         shape: Callable[[list[list[int]]], Any]) -> Solution:
     """Common driver: build the spec, solve within the budget, shape the routes into the answer."""
     t0 = time.perf_counter()
     budget = heuristic_budget(time_limit)
@@ -135,7 +146,10 @@ def _op_spec(instance: OPInstance) -> _RoutingSpec:
     # ceil-rounded distances and a floored budget: a tour within the integer budget is within the real one
     dist, scale = integer_matrix(instance.distances, instance.integral, ceil=True)
     budget = int(math.floor(instance.max_length * scale + 1e-9))
-    return _RoutingSpec(dist, scale, penalties=prize_weights(instance.prizes, budget), max_length=budget)
+    # Without the close-nodes insertion LNS, OR-Tools' local search stalls at its first local optimum
+    # on the OP (OP20 3.93 against 5.16 at 1 s); with it, it matches PyVRP.
+    return _RoutingSpec(dist, scale, penalties=prize_weights(instance.prizes, dist), max_length=budget,
+                        extra_operators=OP_OPERATORS)
 
 
 @register_solver(["tsp"], "ortools", "OR-Tools routing: cheapest arc, then guided local search until the limit")
@@ -152,7 +166,8 @@ def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int) -
     return _run(instance, _cvrp_spec, time_limit, lambda routes: routes)
 
 
-@register_solver(["op"], "ortools", "OR-Tools routing: prize-collecting disjunctions, guided local search until the limit")
+@register_solver(["op"], "ortools",
+                 "OR-Tools routing: prize-collecting disjunctions, guided local search until the limit")
 def solve_op(instance: OPInstance, *, time_limit: float | None, seed: int) -> Solution:
     """Orienteering by OR-Tools: droppable nodes penalised by their prize, a length dimension as the budget."""
     return _run(instance, _op_spec, time_limit, lambda routes: routes[0] if routes else [])

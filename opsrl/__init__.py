@@ -9,7 +9,14 @@ The public API, re-exported by name::
     print(result.objective, result.feasible, result.gap_pct)
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import os
+
+    from opsrl.routing.policy import BQPolicy
 
 from opsrl.api import (  # noqa: E402
     Result,
@@ -24,6 +31,14 @@ from opsrl.api import (  # noqa: E402
     solve,
 )
 
+
+def load_policy(problem: str, checkpoint: "str | os.PathLike | None" = None, device: str = "cpu") -> "BQPolicy":
+    """A trained BQ policy (the shipped default for ``problem`` when ``checkpoint`` is None); imports torch."""
+    from opsrl.routing.policy import load_policy as _load_policy
+
+    return _load_policy(problem, checkpoint, device)
+
+
 __all__ = [
     "Result",
     "__version__",
@@ -34,6 +49,7 @@ __all__ = [
     "list_solvers",
     "load_instance",
     "load_instances",
+    "load_policy",
     "save_instance",
     "solve",
 ]

@@ -12,9 +12,11 @@ import typer
 
 from opsrl.cli.bench import bench
 from opsrl.cli.generate import generate
+from opsrl.cli.label import label
 from opsrl.cli.list_cmd import list_
 from opsrl.cli.report import report
 from opsrl.cli.solve import solve
+from opsrl.cli.train import train
 
 app = typer.Typer(
     name="opsrl",
@@ -28,6 +30,8 @@ app.command("generate")(generate)
 app.command("bench", context_settings={"allow_extra_args": True})(bench)
 app.command("list")(list_)
 app.command("report")(report)
+app.command("label")(label)
+app.command("train")(train)
 
 
 def main(argv: list[str] | None = None) -> None:

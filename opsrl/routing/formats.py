@@ -352,8 +352,12 @@ def _json_numbers(path: Path, field: str, value: Any, scalar: bool) -> Any:
 
 # ---------------------------------------------------------------- npz batches
 
-def save_batch(problem: str, instances: list[Any], path: Path) -> None:
-    """Stack same-size instances into one ``.npz`` (fields, names, references, provenance)."""
+def save_batch(problem: str, instances: list[Any], path: Path, extra: dict[str, np.ndarray] | None = None) -> None:
+    """Stack same-size instances into one ``.npz`` (fields, names, references, provenance).
+
+    ``extra`` arrays (labels, for instance) are stored beside them under their own names, which must
+    not clash with the batch's; ``load_batch`` ignores them.
+    """
     if not instances:
         raise OpsrlError(f"{path}: no instances to write")
     arrays: dict[str, Any] = {"problem": np.array(problem), "names": np.array([i.name for i in instances])}
@@ -368,6 +372,10 @@ def save_batch(problem: str, instances: list[Any], path: Path) -> None:
     arrays["reference"] = np.array([r.value if r else math.nan for r in refs])
     arrays["reference_source"] = np.array([r.source if r else "" for r in refs])
     arrays["provenance"] = np.array([json.dumps(i.provenance, default=str) for i in instances])
+    for key, value in (extra or {}).items():
+        if key in arrays:
+            raise OpsrlError(f"{path}: extra array {key!r} clashes with a field of the batch")
+        arrays[key] = np.asarray(value)
     tmp = path.with_name(path.name + ".partial.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)

@@ -1,0 +1,121 @@
+"""``opsrl train``: train a neural policy by imitation of a label file (made by ``opsrl label``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+PRESETS = ("small", "paper")
+
+
+def train(
+    problem: str = typer.Option(..., "--problem", "-p", help="Problem name (tsp, cvrp, op, kp)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Label file (.npz) made by opsrl label."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
+    preset: str = typer.Option("small", "--preset", help="Model and schedule preset: small or paper."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the preset's)."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", help="Batch size (default: the preset's)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the preset's)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when there is one), cpu, cuda or cuda:K."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation and the batches."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Checkpoint to continue training from."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout (and no progress)."),
+) -> None:
+    """Train a policy on labelled instances by imitation; writes a checkpoint and prints the metrics."""
+    from opsrl.cli.common import fmt_num, print_json
+
+    _check_options(problem, data, out, preset, epochs, batch, lr, device, resume, max_steps)
+    try:  # imports torch: only once the options are good
+        from opsrl.routing.train import train as train_policy
+    except ModuleNotFoundError as exc:
+        if exc.name != "opsrl.routing.train":
+            raise
+        from opsrl.core.errors import OpsrlError
+
+        raise OpsrlError("training is not available in this installation (opsrl.routing.train is missing)") from None
+
+    kwargs: dict[str, Any] = {"epochs": epochs, "batch": batch, "lr": lr, "max_steps": max_steps}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # left out: the preset decides
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metrics = train_policy(problem, data, out=out, preset=preset, device=device, resume=resume, seed=seed,
+                           progress=not as_json, **kwargs)
+    record = _plain(metrics)
+    if as_json:
+        print_json(record if isinstance(record, dict) else {"metrics": record})
+        return
+    if isinstance(record, dict):
+        width = max((len(str(k)) for k in record), default=0)
+        for key, value in record.items():
+            typer.echo(f"{str(key):<{width}}  {fmt_num(value) if isinstance(value, float) else value}")
+    else:
+        typer.echo(str(record))
+    written = record.get("checkpoint", out) if isinstance(record, dict) else out
+    typer.echo(f"wrote {written}")
+
+
+def _check_options(problem: str, data: Path, out: Path, preset: str, epochs: int | None, batch: int | None,
+                   lr: float | None, device: str, resume: Path | None, max_steps: int | None) -> None:
+    """Every option checked before torch is imported: usage errors exit 2, bad files exit 1."""
+    from opsrl.core.device import DEVICES
+    from opsrl.core.errors import InstanceFileError, OpsrlError, UsageError
+    from opsrl.core.registry import get_problem
+    from opsrl.routing.labels import LABEL_ARRAYS
+
+    get_problem(problem)
+    if problem not in LABEL_ARRAYS:
+        raise UsageError(f"--problem {problem}: training by imitation is for {', '.join(LABEL_ARRAYS)}")
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset}: expected one of {', '.join(PRESETS)}")
+    for name, value in (("--epochs", epochs), ("--batch", batch), ("--max-steps", max_steps)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be a positive integer, got {value}")
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise UsageError(f"--lr must be a positive number, got {lr:g}")
+    if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"--device {device}: expected one of {', '.join(DEVICES)} or cuda:K")
+    if not data.is_file():
+        raise OpsrlError(f"{data}: label file not found (make one with opsrl label)")
+    held = _label_problem(data)
+    if held is None:
+        raise InstanceFileError(data, "not a label file (no label arrays); make one with opsrl label")
+    if held != problem:
+        raise InstanceFileError(data, f"holds {held} labels, not {problem}")
+    if resume is not None and not resume.is_file() and not resume.with_name(resume.name + ".safetensors").is_file():
+        raise OpsrlError(f"--resume {resume}: checkpoint not found")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a checkpoint file path")
+
+
+def _label_problem(path: Path) -> str | None:
+    """The problem of a label file (None when it holds no label arrays); unreadable files are errors."""
+    import numpy as np
+
+    from opsrl.core.errors import InstanceFileError
+    from opsrl.routing.labels import LABEL_ARRAYS
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = set(z.files)
+            problem = str(z["problem"]) if "problem" in files else ""
+    except Exception as exc:
+        raise InstanceFileError(path, f"not a readable label file ({type(exc).__name__})") from None
+    if problem not in LABEL_ARRAYS or not set(LABEL_ARRAYS[problem]) <= files:
+        return None
+    return problem
+
+
+def _plain(value: Any) -> Any:
+    """Metrics as JSON-able Python (numpy and torch scalars become numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,50 @@
+"""The ``bq`` solver: a BQ-NCO policy (opsrl/routing/policy.py) decoding one instance.
+
+Importing this module registers the solver and nothing more: torch is imported only when it runs
+(the harness spawns a fresh worker for it, ``needs_torch``). Greedy decoding is one pass; beam search
+and sampling first decode greedily, then search until done or until 90 % of the time limit, falling
+back to the greedy solution (status ``timeout``) when the clock runs out first.
+"""
+
+from __future__ import annotations
+
+import time
+
+from opsrl.core.errors import UsageError
+from opsrl.core.registry import register_solver
+from opsrl.core.types import Solution, Status
+
+DEADLINE_SHARE = 0.9  # of the time limit, for beam search or sampling; the rest for wrapping up
+
+
+def _check(beam: int, samples: int, knn: int, batch: int) -> None:
+    for name, value, least in (("beam", beam, 1), ("samples", samples, 0), ("knn", knn, 0), ("batch", batch, 1)):
+        if value < least:
+            raise UsageError(f"--param {name}={value}: expected an integer >= {least}")
+    if beam > 1 and samples > 0:
+        raise UsageError("--param beam and samples: choose one (beam search or sampling)")
+
+
+@register_solver(["tsp", "cvrp", "op", "kp"], "bq",
+                 "BQ-NCO neural policy (needs a checkpoint): greedy, beam search or sampling", needs_torch=True)
+def solve_bq(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", beam: int = 1,
+             samples: int = 0, knn: int = 0, device: str = "auto", batch: int = 256) -> Solution:
+    """Decode ``instance`` with the policy in ``checkpoint`` (empty: the shipped default for the problem)."""
+    t0 = time.perf_counter()
+    _check(beam, samples, knn, batch)
+    from opsrl.core.device import choose_device
+    from opsrl.routing.decode import decode_details
+    from opsrl.routing.policy import load_policy, shipped_checkpoint
+
+    problem = instance.problem  # type: ignore[attr-defined]
+    dev = choose_device(device)
+    policy = load_policy(problem, checkpoint or None, dev)
+    deadline = None if time_limit is None else t0 + DEADLINE_SHARE * float(time_limit)
+    found = decode_details(policy, [instance], beam=beam, samples=samples, knn=knn, device=dev, seed=seed,
+                           batch=batch, deadline=deadline)
+    stats = {**found.stats, "checkpoint": checkpoint or str(shipped_checkpoint(problem)),
+             "parameters": policy.num_parameters(), "solver_s": time.perf_counter() - t0}
+    if found.timed_out:
+        return Solution(Status.TIMEOUT, found.solutions[0], stats,
+                        message=f"{stats['mode']} stopped at the time limit; the greedy solution is returned")
+    return Solution(Status.FEASIBLE, found.solutions[0], stats)

@@ -170,3 +170,13 @@ def test_bq_solver_in_a_worker_process(cvrp_checkpoint) -> None:
     result = opsrl.solve(inst, "bq", time_limit=60, params={"checkpoint": str(cvrp_checkpoint)})
     assert result.status is Status.FEASIBLE and result.feasible, result.message
     assert math.isfinite(result.objective) and result.stats["mode"] == "greedy"
+
+
+def test_bq_ls_polishes_the_greedy_start(cvrp_checkpoint) -> None:
+    inst = instances("cvrp", count=1)[0]
+    params = {"checkpoint": str(cvrp_checkpoint), "device": "cpu"}
+    greedy = opsrl.solve(inst, "bq", time_limit=30, isolate=False, params=params)
+    polished = opsrl.solve(inst, "bq+ls", time_limit=2, isolate=False, params=params)
+    assert polished.feasible and polished.status is Status.FEASIBLE
+    assert polished.objective <= greedy.objective + 1e-9
+    assert polished.stats["ls_initial_objective"] == pytest.approx(greedy.objective)

@@ -48,3 +48,27 @@ def solve_bq(instance: object, *, time_limit: float | None, seed: int, checkpoin
         return Solution(Status.TIMEOUT, found.solutions[0], stats,
                         message=f"{stats['mode']} stopped at the time limit; the greedy solution is returned")
     return Solution(Status.FEASIBLE, found.solutions[0], stats)
+
+
+LS_DEFAULT_S = 10.0  # total budget of bq+ls when no time limit is given
+
+
+@register_solver(["tsp", "cvrp", "op"], "bq+ls",
+                 "BQ-NCO greedy solution polished by PyVRP's search started from it, until the limit",
+                 needs_torch=True)
+def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int = 0,
+                device: str = "auto") -> Solution:
+    """The neural start must pay for itself: greedy BQ decoding, then PyVRP from that solution for the rest of the limit."""
+    t0 = time.perf_counter()
+    budget = LS_DEFAULT_S if time_limit is None else float(time_limit)
+    start = solve_bq(instance, time_limit=budget, seed=seed, checkpoint=checkpoint, knn=knn, device=device)
+    from opsrl.routing.solvers.pyvrp_solver import solve_from
+
+    left = budget - (time.perf_counter() - t0)
+    if left <= 0.05:
+        return Solution(Status.FEASIBLE, start.data, {**start.stats, "ls_s": 0.0},
+                        message="no time left for local search after decoding")
+    polished = solve_from(instance, start.data, time_limit=left, seed=seed)
+    stats = {**start.stats, **{f"ls_{k}": v for k, v in polished.stats.items()},
+             "decode_s": start.stats.get("solver_s"), "solver_s": time.perf_counter() - t0}
+    return Solution(Status.FEASIBLE, polished.data, stats)

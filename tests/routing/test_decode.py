@@ -18,30 +18,16 @@ from opsrl.core.types import Status
 
 torch = pytest.importorskip("torch")
 
+from tests.routing.neural_helpers import one_thread, tiny  # noqa: E402,F401
+
 from opsrl.core.checkpoint import save_checkpoint  # noqa: E402
 from opsrl.routing.bq import static_from_instances  # noqa: E402
 from opsrl.routing.decode import beam_search, decode, decode_details, greedy_choice, log_likelihood, rollout  # noqa: E402
 from opsrl.routing.instances import CVRPInstance, OPInstance  # noqa: E402
 from opsrl.routing.policy import BQPolicy, PolicyConfig  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run many times faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SIZES = {"tsp": 10, "cvrp": 10, "op": 10, "kp": 12}
-
-
-def tiny(problem: str, seed: int = 0) -> BQPolicy:
-    torch.manual_seed(seed)
-    policy = BQPolicy(PolicyConfig.preset(problem, "tiny"))
-    for layer in policy.layers:
-        layer.alpha.data.fill_(0.5)
-    return policy.eval()
 
 
 def instances(problem: str, count: int = 4, seed: int = 1) -> list:

@@ -14,28 +14,12 @@ from opsrl.core.errors import OpsrlError
 
 torch = pytest.importorskip("torch")
 
+from tests.routing.neural_helpers import one_thread, tiny  # noqa: E402,F401
+
 from opsrl.core.checkpoint import save_checkpoint  # noqa: E402
 from opsrl.routing.bq import SPECS, SubProblem, static_from_instances, step  # noqa: E402
 from opsrl.routing.instances import CVRPInstance, KPInstance, OPInstance  # noqa: E402
 from opsrl.routing.policy import DIM_IN, BQPolicy, PolicyConfig, load_policy, shipped_checkpoint  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run many times faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny(problem: str, seed: int = 0) -> BQPolicy:
-    """A 2-layer width-32 policy with non-zero ReZero weights (so that the layers do something)."""
-    torch.manual_seed(seed)
-    policy = BQPolicy(PolicyConfig.preset(problem, "tiny"))
-    for layer in policy.layers:
-        layer.alpha.data.fill_(0.5)
-    return policy.eval()
 
 
 @pytest.mark.parametrize("problem", ["tsp", "cvrp", "op", "kp"])

@@ -16,20 +16,13 @@ import opsrl
 
 torch = pytest.importorskip("torch")
 
+from tests.routing.neural_helpers import one_thread  # noqa: E402,F401
+
 from opsrl.routing.bq import SPECS, static_from_instances  # noqa: E402
 from opsrl.routing.decode import decode  # noqa: E402
 from opsrl.routing.labels import save_labels  # noqa: E402
 from opsrl.routing.policy import BQPolicy, PolicyConfig, load_policy  # noqa: E402
 from opsrl.routing.train import imitation_loss, prepare_labels, reorder_routes, tail_subproblems, train  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run many times faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _length(d: np.ndarray, path: list[int]) -> float:

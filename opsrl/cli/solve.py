@@ -45,8 +45,7 @@ def solve(
 
     if as_json:
         data = result.to_json()
-        data.pop("stats", None)
-        data["stats"] = {k: v for k, v in result.to_json()["stats"].items() if k != "traceback"}
+        data["stats"] = {k: v for k, v in data["stats"].items() if k != "traceback"}
         print_json(data)
     else:
         source = f" ({result.reference_source})" if result.reference is not None else ""

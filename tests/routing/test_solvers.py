@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import opsrl
-from opsrl.core.data import data_dir
 from opsrl.core.registry import get_solver
 from opsrl.core.types import Status
 from opsrl.routing.distances import integer_matrix
@@ -100,10 +99,7 @@ def test_exact_knapsack_solvers_match_brute_force(solver: str, size: int) -> Non
         assert result.stats["bound"] == pytest.approx(result.objective)
 
 
-def _cvrp_file():
-    root = data_dir()
-    if root is None:
-        pytest.skip("no benchmark data folder (set OPSRL_DATA or provide ../shared/data)")
+def _cvrp_file(root):
     path = root / "cvrplib-x" / "X-n101-k25.vrp"
     if not path.is_file():
         pytest.skip(f"{path} is missing from the data folder")
@@ -111,8 +107,8 @@ def _cvrp_file():
 
 
 @pytest.mark.parametrize("solver", ["hgs", "pyvrp"])
-def test_cvrp_file_instance_is_solved_feasibly_and_well(solver: str) -> None:
-    inst = _cvrp_file()
+def test_cvrp_file_instance_is_solved_feasibly_and_well(solver: str, shared_data) -> None:
+    inst = _cvrp_file(shared_data)
     assert inst.integral and inst.reference is not None
     result = opsrl.solve(inst, solver, time_limit=1, seed=0)
     assert result.feasible, result.violations

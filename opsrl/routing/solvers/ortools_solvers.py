@@ -29,12 +29,10 @@ def solve_kp(instance: KPInstance, *, time_limit: float | None, seed: int) -> So
     """Solve a 0-1 knapsack with OR-Tools' multidimensional branch and bound."""
     from ortools.algorithms.python import knapsack_solver
 
-    values, weights, cap = instance.values, instance.weights, instance.capacity
-    scale = 1.0
-    if not (np.all(np.mod(weights, 1) == 0) and float(cap).is_integer()):
-        scale = 1e6  # integer weights are required: scale, flooring the capacity keeps answers feasible
-    w = np.rint(weights * scale).astype(np.int64)
-    c = int(np.floor(cap * scale))
+    values = instance.values
+    # integer weights are required: fractional ones are scaled (weights up, capacity down, so answers stay feasible)
+    w, c = integer_loads(instance.weights, instance.capacity)
+    exact = c == instance.capacity and np.array_equal(w, instance.weights)  # no rounding: optimal means optimal
     v = np.rint(values * (1.0 if np.all(np.mod(values, 1) == 0) else 1e6)).astype(np.int64)
     solver = knapsack_solver.KnapsackSolver(
         knapsack_solver.SolverType.KNAPSACK_MULTIDIMENSION_BRANCH_AND_BOUND_SOLVER, "opsrl-kp")
@@ -46,7 +44,7 @@ def solve_kp(instance: KPInstance, *, time_limit: float | None, seed: int) -> So
     elapsed = time.perf_counter() - t0
     items = [i for i in range(instance.size) if solver.best_solution_contains(i)]
     proven = solver.is_solution_optimal()
-    status = Status.OPTIMAL if proven and scale == 1.0 else (Status.FEASIBLE if proven else Status.TIMEOUT)
+    status = Status.OPTIMAL if proven and exact else (Status.FEASIBLE if proven else Status.TIMEOUT)
     return Solution(status, items, {"solver_s": elapsed})
 
 

@@ -1,4 +1,9 @@
-"""``opsrl train``: train a neural policy by imitation of a label file (made by ``opsrl label``)."""
+"""``opsrl train``: train a neural policy.
+
+Routing problems train by imitation of a label file (made by ``opsrl label``); the other
+families train on a setting, distribution or system and are handed the options as one
+``TrainOptions`` record (see ``opsrl.core.train_options``).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,16 @@ PRESETS = ("small", "paper")
 
 
 def train(
-    problem: str = typer.Option(..., "--problem", "-p", help="Problem name (tsp, cvrp, op, kp)."),
-    data: Path = typer.Option(..., "--data", "-d", help="Label file (.npz) made by opsrl label."),
+    problem: str = typer.Option(..., "--problem", "-p", help="Problem name (see opsrl list)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
-    preset: str = typer.Option("small", "--preset", help="Model and schedule preset: small or paper."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Routing: label file (.npz) made by opsrl label."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Model and schedule preset (routing: small or paper)."),
+    distribution: Optional[str] = typer.Option(None, "--distribution", help="MILP: distribution name, folder or mix."),
+    setting: Optional[str] = typer.Option(None, "--setting", help="Inventory / lot sizing / hydro: setting name or file."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy architecture (inventory: mlp, symmetric, gnn)."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="Training algorithm (lot sizing: pdppo or ppo)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps or iterations (sequential families)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Family option key=value (repeatable)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the preset's)."),
     batch: Optional[int] = typer.Option(None, "--batch", "-b", help="Batch size (default: the preset's)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the preset's)."),
@@ -25,10 +36,41 @@ def train(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout (and no progress)."),
 ) -> None:
-    """Train a policy on labelled instances by imitation; writes a checkpoint and prints the metrics."""
-    from opsrl.cli.common import fmt_num, print_json
+    """Train a policy; writes a checkpoint (safetensors + JSON sidecar) and prints the metrics."""
+    from opsrl.core.registry import get_problem, parse_assignments
+    from opsrl.core.train_options import FAMILY_TRAINERS, TrainOptions
+    from opsrl.routing.labels import LABEL_ARRAYS
 
-    _check_options(problem, data, out, preset, epochs, batch, lr, device, resume, max_steps)
+    get_problem(problem)
+    options = TrainOptions(problem=problem, out=out, device=device, seed=seed, progress=not as_json, data=data,
+                           distribution=distribution, setting=setting, policy=policy, algo=algo, preset=preset,
+                           epochs=epochs, steps=steps, batch=batch, lr=lr, max_steps=max_steps, resume=resume,
+                           sets=parse_assignments(set_, "--set"))
+    _check_common(options)
+    if problem in LABEL_ARRAYS:
+        metrics = _train_routing(options)
+    elif problem in FAMILY_TRAINERS:
+        import importlib
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        metrics = importlib.import_module(FAMILY_TRAINERS[problem]).train_from_options(options)
+    else:
+        from opsrl.core.errors import UsageError
+
+        raise UsageError(f"--problem {problem}: has no trainer")
+    _report(metrics, out, as_json)
+
+
+def _train_routing(options: Any) -> Any:
+    """Imitation training of a BQ policy on a label file."""
+    if options.data is None:
+        from opsrl.core.errors import UsageError
+
+        raise UsageError(f"--data: training {options.problem} needs a label file (make one with opsrl label)")
+    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps")
+    preset = options.preset or "small"
+    _check_options(options.problem, options.data, options.out, preset, options.epochs, options.batch, options.lr,
+                   options.device, options.resume, options.max_steps)
     try:  # imports torch: only once the options are good
         from opsrl.routing.train import train as train_policy
     except ModuleNotFoundError as exc:
@@ -38,11 +80,39 @@ def train(
 
         raise OpsrlError("training is not available in this installation (opsrl.routing.train is missing)") from None
 
-    kwargs: dict[str, Any] = {"epochs": epochs, "batch": batch, "lr": lr, "max_steps": max_steps}
+    kwargs: dict[str, Any] = {"epochs": options.epochs, "batch": options.batch, "lr": options.lr,
+                              "max_steps": options.max_steps}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # left out: the preset decides
-    out.parent.mkdir(parents=True, exist_ok=True)
-    metrics = train_policy(problem, data, out=out, preset=preset, device=device, resume=resume, seed=seed,
-                           progress=not as_json, **kwargs)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    return train_policy(options.problem, options.data, out=options.out, preset=preset, device=options.device,
+                        resume=options.resume, seed=options.seed, progress=options.progress, **kwargs)
+
+
+def _check_common(options: Any) -> None:
+    """Checks shared by every family, before anything heavy is imported."""
+    from opsrl.core.device import DEVICES
+    from opsrl.core.errors import OpsrlError, UsageError
+
+    for name, value in (("--epochs", options.epochs), ("--batch", options.batch), ("--steps", options.steps),
+                        ("--max-steps", options.max_steps)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be a positive integer, got {value}")
+    if options.lr is not None and not (options.lr > 0 and math.isfinite(options.lr)):
+        raise UsageError(f"--lr must be a positive number, got {options.lr:g}")
+    device = options.device
+    if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"--device {device}: expected one of {', '.join(DEVICES)} or cuda:K")
+    if options.out.is_dir():
+        raise UsageError(f"--out {options.out}: is a folder; give a checkpoint file path")
+    resume = options.resume
+    if resume is not None and not resume.is_file() and not resume.with_name(resume.name + ".safetensors").is_file():
+        raise OpsrlError(f"--resume {resume}: checkpoint not found")
+
+
+def _report(metrics: Any, out: Path, as_json: bool) -> None:
+    """Print the trainer's metrics as aligned lines, or as one JSON object."""
+    from opsrl.cli.common import fmt_num, print_json
+
     record = _plain(metrics)
     if as_json:
         print_json(record if isinstance(record, dict) else {"metrics": record})

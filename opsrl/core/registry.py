@@ -7,6 +7,7 @@ when one of its names is asked for, so that ``opsrl --help`` and the classical p
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -24,6 +25,10 @@ FAMILY_MODULES: dict[str, str] = {
     "cvrp": "opsrl.routing",
     "op": "opsrl.routing",
     "kp": "opsrl.routing",
+    "milp": "opsrl.milp",
+    "inventory": "opsrl.inventory",
+    "lotsizing": "opsrl.lotsizing",
+    "hydro": "opsrl.hydro",
 }
 
 
@@ -128,7 +133,7 @@ def register_solver(problems: Iterable[str], name: str, description: str, *,
 
 def _load_family(problem: str) -> None:
     module = FAMILY_MODULES.get(problem)
-    if module is not None:
+    if module is not None and _family_present(module):
         importlib.import_module(module)
 
 
@@ -141,7 +146,15 @@ def get_problem(name: str) -> Problem:
 
 
 def problem_names() -> list[str]:
-    return list(FAMILY_MODULES)
+    """The problems whose family is installed (a family package may be left out of a build)."""
+    return [name for name, module in FAMILY_MODULES.items() if _family_present(module)]
+
+
+def _family_present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def get_solver(problem: str, name: str) -> SolverSpec:

@@ -63,11 +63,11 @@ def train(
 
 def _train_routing(options: Any) -> Any:
     """Imitation training of a BQ policy on a label file."""
+    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps")
     if options.data is None:
         from opsrl.core.errors import UsageError
 
         raise UsageError(f"--data: training {options.problem} needs a label file (make one with opsrl label)")
-    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps")
     preset = options.preset or "small"
     _check_options(options.problem, options.data, options.out, preset, options.epochs, options.batch, options.lr,
                    options.device, options.resume, options.max_steps)

@@ -5,9 +5,14 @@ For one problem and a trained checkpoint: ``--count`` test instances of the trai
 multiple; per method the mean gap % to the reference solver and the wall time per instance:
 
 - ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances);
-- ``bq+ls``: the greedy solution polished by PyVRP's search, for ``--ls-time`` s per instance;
+- ``bq+ls``: the greedy solution polished by PyVRP's search, ``--ls-time`` s per instance in all
+  (decoding included);
 - ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance;
+- ``--same-time`` solvers (default: pyvrp, hgs and ortools for cvrp) given the bq+ls time;
 - the reference solver (``--reference``, its own time limit), which defines the gap.
+
+With ``--files tsplib`` or ``--files cvrplib`` it runs the same methods on the benchmark files
+(up to ``--max-nodes`` nodes) from the shared data folder, with gaps to the best-known solutions.
 
     python benchmarks/routing_neural.py --problem tsp --checkpoint opsrl/weights/bq_tsp.safetensors
 
@@ -28,9 +33,13 @@ import numpy as np
 
 import opsrl
 from opsrl.bench.runner import run_benchmark
+from opsrl.core.data import data_dir
+from opsrl.core.errors import OpsrlError
 from opsrl.core.metrics import gap_pct
 
 DEFAULT_REFERENCE = {"tsp": "lkh", "cvrp": "hgs", "op": "pyvrp", "kp": "ortools"}
+DEFAULT_SAME_TIME = {"tsp": "", "cvrp": "pyvrp,hgs,ortools", "op": "", "kp": ""}
+FILE_SETS = {"tsplib": ("tsp", "tsplib", "*.tsp"), "cvrplib": ("cvrp", "cvrplib-x", "X-n*.vrp")}
 
 
 def _polish(args: tuple) -> tuple[float, float]:
@@ -62,6 +71,60 @@ def _classical(instances: list, solver: str, time_limit: float, jobs: int, out: 
     return objs, float(df["wall_s"].mean())
 
 
+def file_instances(which: str, max_nodes: int) -> list:
+    """The benchmark files of one set with a best-known solution and at most ``max_nodes`` nodes."""
+    problem, folder, pattern = FILE_SETS[which]
+    root = data_dir()
+    if root is None:
+        raise SystemExit("benchmark data not found: set OPSRL_DATA or put it at ../shared/data")
+    out = []
+    for path in sorted((root / folder).glob(pattern)):
+        try:
+            inst = opsrl.load_instance(path, problem)
+        except OpsrlError:
+            continue  # e.g. TSPLIB files whose edge weights the neural features cannot read
+        if inst.reference is not None and inst.num_nodes <= max_nodes and inst.edge_weight_type in ("EUC_2D", "EXACT"):
+            out.append(inst)
+    return sorted(out, key=lambda i: i.num_nodes)
+
+
+def measure(args: argparse.Namespace, policy: object, device: str, label: str, insts: list,
+            ref: np.ndarray, ref_label: str, ref_t: float) -> None:
+    """One block of table rows: every method on ``insts``, gaps to ``ref``."""
+    from opsrl.routing.decode import decode
+
+    sense = opsrl.get_problem(args.problem).sense
+    count = len(insts)
+
+    def row(method: str, objs: np.ndarray, seconds: float) -> None:
+        gaps = [gap_pct(o, r, sense) for o, r in zip(objs, ref)]
+        print(f"| {label} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
+
+    t0 = time.perf_counter()
+    greedy = decode(policy, insts, device=device)
+    t_greedy = (time.perf_counter() - t0) / count
+    row("bq greedy", _objectives(insts, greedy), t_greedy)
+    if args.beam > 1:
+        t0 = time.perf_counter()
+        beam = decode(policy, insts, beam=args.beam, device=device, batch=max(args.beam, 256))
+        row(f"bq beam {args.beam}", _objectives(insts, beam), (time.perf_counter() - t0) / count)
+    tag = f"{args.problem}_{label}".replace(" ", "")
+    if args.problem != "kp" and args.ls_time > 0:
+        left = max(args.ls_time - t_greedy, 0.05)
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
+            polished = list(pool.map(_polish, [(i, s, left) for i, s in zip(insts, greedy)]))
+        row(f"bq+ls ({args.ls_time:g} s)", np.array([p[0] for p in polished]),
+            t_greedy + float(np.mean([p[1] for p in polished])))
+        for solver in filter(None, args.same_time.split(",")):
+            objs, wall = _classical(insts, solver, args.ls_time, args.jobs, args.out / f"neural_{tag}_{solver}_same.parquet")
+            row(f"{solver} ({args.ls_time:g} s limit)", objs, wall)
+    if args.problem != "kp":
+        same = max(t_greedy, 0.05)
+        objs, wall = _classical(insts, "ortools", same, args.jobs, args.out / f"neural_{tag}_ortools.parquet")
+        row(f"ortools ({same:.2f} s limit)", objs, wall)
+    row(ref_label, ref, ref_t)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problem", required=True, choices=["tsp", "cvrp", "op", "kp"])
@@ -69,63 +132,50 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=None, help="training size (default: from the checkpoint)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--count-large", type=int, default=128)
-    parser.add_argument("--scales", default="1,2,5,10")
+    parser.add_argument("--scales", default="1,2,5,10", help="multiples of the training size ('' for none)")
     parser.add_argument("--test-seed", type=int, default=12345)
     parser.add_argument("--beam", type=int, default=16)
     parser.add_argument("--ls-time", type=float, default=1.0)
+    parser.add_argument("--same-time", default=None, help="solvers given the bq+ls time (comma-separated)")
+    parser.add_argument("--files", choices=sorted(FILE_SETS), default=None, help="also run on a benchmark file set")
+    parser.add_argument("--max-nodes", type=int, default=201)
     parser.add_argument("--reference", default=None)
     parser.add_argument("--reference-time", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args()
+    if args.same_time is None:
+        args.same_time = DEFAULT_SAME_TIME[args.problem]
 
     import torch
 
     from opsrl.core.checkpoint import load_checkpoint
     from opsrl.core.device import choose_device
-    from opsrl.routing.decode import decode
 
     device = choose_device(args.device)
     _, meta = load_checkpoint(args.checkpoint)
     size = args.size or int(meta.get("training", {}).get("size") or 100)
     policy = opsrl.load_policy(args.problem, args.checkpoint, device)
-    sense = opsrl.get_problem(args.problem).sense
     reference = args.reference or DEFAULT_REFERENCE[args.problem]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# routing_neural {args.problem}: checkpoint {args.checkpoint.name}, device {device}, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores\n")
     print("| n | instances | method | mean gap % | time / instance (s) |")
     print("|---:|---:|---|---:|---:|")
-    for scale in [int(s) for s in args.scales.split(",")]:
+    for scale in [int(s) for s in args.scales.split(",") if s]:
         n = size * scale
         count = args.count if scale == 1 else args.count_large
         insts = opsrl.generate(args.problem, n, seed=args.test_seed, count=count)
         ref, ref_t = _classical(insts, reference, args.reference_time, args.jobs,
                                 args.out / f"neural_{args.problem}{n}_{reference}.parquet")
-
-        def row(method: str, objs: np.ndarray, seconds: float) -> None:
-            gaps = [gap_pct(o, r, sense) for o, r in zip(objs, ref)]
-            print(f"| {n} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
-
-        t0 = time.perf_counter()
-        greedy = decode(policy, insts, device=device)
-        t_greedy = (time.perf_counter() - t0) / count
-        row("bq greedy", _objectives(insts, greedy), t_greedy)
-        if args.beam > 1:
-            t0 = time.perf_counter()
-            beam = decode(policy, insts, beam=args.beam, device=device, batch=max(args.beam, 256))
-            row(f"bq beam {args.beam}", _objectives(insts, beam), (time.perf_counter() - t0) / count)
-        if args.problem != "kp" and args.ls_time > 0:
-            with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
-                polished = list(pool.map(_polish, [(i, s, args.ls_time) for i, s in zip(insts, greedy)]))
-            row(f"bq+ls ({args.ls_time:g} s)", np.array([p[0] for p in polished]),
-                t_greedy + float(np.mean([p[1] for p in polished])))
-        if args.problem != "kp":
-            same = max(t_greedy, 0.05)
-            objs, wall = _classical(insts, "ortools", same, args.jobs, args.out / f"neural_{args.problem}{n}_ortools.parquet")
-            row(f"ortools ({same:.2f} s limit)", objs, wall)
-        row(f"{reference} (reference, {args.reference_time:g} s limit)", ref, ref_t)
+        measure(args, policy, device, str(n), insts, ref, f"{reference} (reference, {args.reference_time:g} s limit)", ref_t)
+    if args.files:
+        if FILE_SETS[args.files][0] != args.problem:
+            raise SystemExit(f"--files {args.files} holds {FILE_SETS[args.files][0]} instances, not {args.problem}")
+        insts = file_instances(args.files, args.max_nodes)
+        ref = np.array([i.reference.value for i in insts])
+        measure(args, policy, device, args.files, insts, ref, "best known", float("nan"))
     return 0
 
 

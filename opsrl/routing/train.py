@@ -28,6 +28,7 @@ learning curve at ``<out>.curve.csv``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -237,6 +238,23 @@ class _Progress:
     curve: list[dict[str, Any]] | None = None
 
 
+def dihedral(static: Static, rng: np.random.Generator) -> Static:
+    """Each instance's coordinates under one of the 8 symmetries of the unit square, drawn at random.
+
+    Distances, and so the expert's solution, are unchanged: an eightfold augmentation of the labels
+    that costs nothing (problems without coordinates are returned as they are).
+    """
+    if static.coords is None:
+        return static
+    k = torch.as_tensor(rng.integers(0, 8, static.coords.shape[0]))[:, None]
+    x, y = static.coords[..., 0], static.coords[..., 1]
+    x = torch.where((k & 1).bool(), 1 - x, x)
+    y = torch.where((k & 2).bool(), 1 - y, y)
+    swap = (k & 4).bool()
+    coords = torch.stack([torch.where(swap, y, x), torch.where(swap, x, y)], dim=-1)
+    return dataclasses.replace(static, coords=coords)
+
+
 class _Run:
     """The fixed parts of a training run and one epoch of optimiser steps over them."""
 
@@ -251,7 +269,7 @@ class _Run:
 
     def step(self, rows: torch.Tensor, rng: np.random.Generator) -> float | None:
         """One optimiser step on the tail-sampled sub-problems of instances ``rows``; its loss."""
-        static = self.static.take(rows).to(self.device)
+        static = dihedral(self.static.take(rows), rng).to(self.device)
         labels = {k: v[rows].to(self.device) for k, v in self.labels.items()}
         loss = imitation_loss(self.policy, self.spec, static, tail_subproblems(self.problem, static, labels, rng),
                               self.amp)
@@ -412,6 +430,7 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
               "label_time_limit": float(arrays["label_time_limit"]), "size": int(instances[0].size),
               "train_count": n_train, "val_count": val_count, "epochs": epochs, "batch": batch, "lr": lr,
               "lr_decay": lr_decay, "decay_every": decay_every, "preset": preset, "seed": seed, "device": dev,
+              "augmentation": "dihedral" if static.coords is not None else None,
               "resumed_from": str(resume) if resume is not None else None}
     stopped = False
     with _progress_bar(progress) as bar:

@@ -22,7 +22,8 @@ from opsrl.routing.bq import SPECS, static_from_instances  # noqa: E402
 from opsrl.routing.decode import decode  # noqa: E402
 from opsrl.routing.labels import save_labels  # noqa: E402
 from opsrl.routing.policy import BQPolicy, PolicyConfig, load_policy  # noqa: E402
-from opsrl.routing.train import imitation_loss, prepare_labels, reorder_routes, tail_subproblems, train  # noqa: E402
+from opsrl.routing.train import (  # noqa: E402
+    dihedral, imitation_loss, prepare_labels, reorder_routes, tail_subproblems, train)
 
 
 def _length(d: np.ndarray, path: list[int]) -> float:
@@ -255,3 +256,13 @@ def test_training_writes_checkpoints_that_load_and_resume(tmp_path, problem: str
     with open(tmp_path / f"bq_{problem}.curve.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
     assert (tmp_path / f"bq_{problem}.last.pt").is_file()
+
+
+def test_dihedral_augmentation_keeps_distances_and_the_unit_square():
+    insts = opsrl.generate("cvrp", 12, seed=3, count=16)
+    static = static_from_instances("cvrp", insts, "cpu")
+    moved = dihedral(static, np.random.default_rng(0))
+    assert not torch.equal(moved.coords, static.coords)
+    assert torch.allclose(torch.cdist(moved.coords, moved.coords), torch.cdist(static.coords, static.coords))
+    assert moved.coords.min() >= 0 and moved.coords.max() <= 1
+    assert torch.equal(moved.demand, static.demand)

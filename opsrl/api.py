@@ -11,7 +11,7 @@ from opsrl.core.registry import Problem, get_problem, problem_names, solver_name
 from opsrl.core.run import Result, run_solver
 from opsrl.core.types import Evaluation
 
-__all__ = ["Result", "evaluate", "generate", "get_problem", "list_problems", "list_solvers",
+__all__ = ["Result", "benchmark", "evaluate", "generate", "get_problem", "list_problems", "list_solvers",
            "load_instance", "load_instances", "save_instance", "solve"]
 
 
@@ -42,6 +42,8 @@ def load_instances(source: str | os.PathLike, problem: str | None = None) -> lis
     from opsrl.routing.formats import sniff_problem
 
     path = Path(source)
+    if problem is None and path.name.lower().endswith((".mps", ".lp", ".mps.gz", ".lp.gz")):
+        problem = "milp"
     if problem is None:
         problem = sniff_problem(path) if path.is_file() else None
         if problem is None:
@@ -82,6 +84,43 @@ def solve(instance: Any, solver: str | None = None, *, time_limit: float | None 
     prob: Problem = get_problem(instance.problem)
     return run_solver(instance, solver or default_solver(prob.name), time_limit=time_limit, seed=seed,
                       params=params, isolate=isolate)
+
+
+def benchmark(instances: Any, solvers: str | list[str], *, time_limit: float = 10.0, seeds: int | list[int] = 1,
+              jobs: int | None = 1, out: str | os.PathLike | None = None, resume: bool = False,
+              params: dict[str, dict[str, Any]] | None = None, executor: str = "local", address: str | None = None,
+              progress: bool = False) -> Any:
+    """Every instance x solver x seed under ``time_limit``, as a pandas DataFrame (one row per run).
+
+    What ``opsrl bench`` does: ``seeds`` is a count (0..K-1) or a list, ``params`` maps a solver to
+    its options, ``executor="ray"`` runs on a Ray cluster (``address``). The rows are also written
+    to ``out`` (a parquet file, resumable) when given.
+
+    >>> import opsrl
+    >>> df = opsrl.benchmark(opsrl.generate("kp", size=10, seed=0, count=2), ["ortools", "scip"], time_limit=5)
+    >>> print(df[["instance", "solver", "status"]].to_string(index=False))  # doctest: +NORMALIZE_WHITESPACE
+     instance  solver  status
+    kp10-s0-0 ortools optimal
+    kp10-s0-0    scip optimal
+    kp10-s0-1 ortools optimal
+    kp10-s0-1    scip optimal
+    >>> bool((df.groupby("instance")["objective"].nunique() == 1).all())  # both exact: the same optimum
+    True
+    """
+    import tempfile
+
+    from opsrl.bench.runner import run_benchmark
+
+    items = list(instances) if isinstance(instances, (list, tuple)) else [instances]
+    names = [solvers] if isinstance(solvers, str) else list(solvers)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if out is not None:
+        return run_benchmark(items, names, time_limit=time_limit, seeds=seed_list, jobs=jobs, out=Path(out),
+                             resume=resume, params=params, progress=progress, executor=executor, address=address)
+    with tempfile.TemporaryDirectory(prefix="opsrl-bench-") as tmp:
+        return run_benchmark(items, names, time_limit=time_limit, seeds=seed_list, jobs=jobs,
+                             out=Path(tmp) / "results.parquet", params=params, progress=progress,
+                             executor=executor, address=address)
 
 
 def default_solver(problem: str) -> str:

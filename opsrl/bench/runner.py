@@ -1,5 +1,8 @@
 """The benchmark runner: every instance x solver x seed in its own worker process, J at a time.
 
+Locally (``executor="local"``) the workers are processes of this machine; with ``executor="ray"``
+they are Ray tasks on a cluster (``opsrl.bench.ray_executor``), each doing the same worker run.
+
 Workers are the ones ``run_solver`` uses (``opsrl.core.run.start_worker`` / ``finish_worker``), so
 each run has the same hard time limit (killed past ``time_limit + grace_seconds``, recorded as
 ``timeout``) and is costed the same way. Finished rows reach the parquet file at most ~1 s after
@@ -32,6 +35,7 @@ from opsrl.core.types import Solution, Status
 
 WRITE_EVERY_S = 1.0  # the most often the results file is rewritten while runs finish
 Key = tuple[str, str, str, int]  # problem, instance, solver, seed
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -49,10 +53,14 @@ class _Task:
         return (self.problem.name, self.instance.name, self.spec.name, self.seed)
 
 
-def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float, seeds: list[int], jobs: int = 1,
+def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float, seeds: list[int], jobs: int | None = 1,
                   out: Path, resume: bool = False, params: dict[str, dict[str, Any]] | None = None,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, executor: str = "local", address: str | None = None) -> pd.DataFrame:
     """Run every instance x solver x seed (``jobs`` worker processes at a time), write them to ``out``, return all rows.
+
+    ``executor="ray"`` runs them as Ray tasks instead (on the cluster at ``address``, "auto" or
+    HOST:PORT; a new local Ray when None), at most ``jobs`` in flight (None: one per cluster CPU);
+    the rows are the same.
 
     Everything is checked before the first run starts: solver names for each instance's problem,
     their ``params`` (solver name -> options), unique instance names, the time limit, and ``out``
@@ -60,8 +68,18 @@ def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float
     An instance its problem's ``validate`` rejects gets ``error`` rows carrying the reason.
     """
     out = Path(out)
+    if executor not in EXECUTORS:
+        raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "ray":
+        from opsrl.bench.ray_executor import require_ray
+
+        require_ray()
+    elif address is not None:
+        raise UsageError("an address is only for the ray executor (--executor ray)")
     seeds, solvers = _unique(seeds, "seed"), _unique(solvers, "solver")
-    _check_settings(instances, solvers, time_limit, seeds, jobs)
+    if jobs is None and executor == "local":
+        jobs = 1
+    _check_settings(instances, solvers, time_limit, seeds, 1 if jobs is None else jobs)
     params = params or {}
     if unknown := sorted(set(params) - set(solvers)):
         raise UsageError(f"params given for {', '.join(unknown)}, which is not among the solvers run "
@@ -82,7 +100,8 @@ def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float
     tasks = [t for t in tasks if t.key not in done]
 
     meta = provenance(benchmark={"solvers": solvers, "seeds": seeds, "time_limit": time_limit, "jobs": jobs,
-                                 "params": params, "instances": len(instances), "resumed": existing is not None})
+                                 "params": params, "instances": len(instances), "resumed": existing is not None,
+                                 "executor": executor})
     if old_meta:
         meta["earlier_sessions"] = [*old_meta.pop("earlier_sessions", []), old_meta]
     rows: list[dict[str, Any]] = []
@@ -109,8 +128,18 @@ def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float
                 else:
                     rows.append(_row(task, Solution(Status.ERROR, message=invalid), math.nan, time_limit))
                     bar.update(job, advance=1, description=_describe(task, rows[-1]))
-            _drive(runnable, jobs, time_limit, rows, save, lambda t: bar.update(
-                job, advance=1, description=_describe(t, rows[-1]), refresh=True), bar.refresh)
+            def on_done(t: _Task) -> None:
+                bar.update(job, advance=1, description=_describe(t, rows[-1]), refresh=True)
+
+            if executor == "ray" and runnable:
+                from opsrl.bench import ray_executor
+
+                meta["benchmark"]["cluster"] = ray_executor.drive(
+                    runnable, jobs, time_limit, rows, save, on_done, bar.refresh,
+                    make_row=lambda t, sol, peak: _row(t, sol, peak, time_limit), address=address,
+                    write_every_s=WRITE_EVERY_S)
+            else:
+                _drive(runnable, jobs, time_limit, rows, save, on_done, bar.refresh)
     except BaseException:
         save()
         raise

@@ -16,11 +16,15 @@ def bench(
     solvers: str = typer.Option(..., "--solvers", "-s", help="Comma-separated solver names."),
     time_limit: float = typer.Option(10.0, "--time-limit", "-t", help="Time limit per run in seconds."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds per instance and solver (0..K-1)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs in parallel (worker processes)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                       help="Runs in parallel (default: 1 locally, one per cluster CPU with Ray)."),
     out: Path = typer.Option(..., "--out", "-o", help="Results parquet file."),
     resume: bool = typer.Option(False, "--resume", help="Keep the runs already in --out and do only the rest."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="Solver option solver.key=value (repeatable)."),
     shift: float = typer.Option(1.0, "--shift", help="Shift of the geometric mean of times."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray (Ray tasks on a cluster)."),
+    address: Optional[str] = typer.Option(None, "--address",
+                                          help="Ray cluster to use: auto or HOST:PORT (default: a new local one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Benchmark solvers on instances; prints a summary table per solver."""
@@ -35,8 +39,16 @@ def bench(
         raise UsageError(f"unknown option {next(a for a in extra if a.startswith('-'))}")
     if time_limit <= 0:
         raise UsageError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
-    if seeds < 1 or jobs < 1:
+    if seeds < 1 or (jobs is not None and jobs < 1):
         raise UsageError(f"--seeds and --jobs must be positive integers, got {seeds} and {jobs}")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor {executor}: expected local or ray")
+    if address is not None and executor != "ray":
+        raise UsageError("--address: only with --executor ray")
+    if executor == "ray":
+        from opsrl.bench.ray_executor import require_ray
+
+        require_ray()
     get_problem(problem)
     names = [s.strip() for s in solvers.split(",") if s.strip()]
     if not names:
@@ -51,7 +63,7 @@ def bench(
     params = {s: specs[s].check_params(p) for s, p in params.items()}
     insts = expand_instance_paths(problem, [*instances, *extra])
     df = run_benchmark(insts, names, time_limit=time_limit, seeds=list(range(seeds)), jobs=jobs, out=out,
-                       resume=resume, params=params, progress=not as_json)
+                       resume=resume, params=params, progress=not as_json, executor=executor, address=address)
     summary = summarize(df, shift=shift)
     if as_json:
         print_json({"results": str(out), "summary": summary.to_dict(orient="records")})

@@ -34,6 +34,8 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation and the batches."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Checkpoint to continue training from."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+    nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine (one per GPU; "
+                                                 "gloo on the CPU). Under torchrun, torchrun decides."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout (and no progress)."),
 ) -> None:
     """Train a policy; writes a checkpoint (safetensors + JSON sidecar) and prints the metrics."""
@@ -45,7 +47,7 @@ def train(
     options = TrainOptions(problem=problem, out=out, device=device, seed=seed, progress=not as_json, data=data,
                            distribution=distribution, setting=setting, policy=policy, algo=algo, preset=preset,
                            epochs=epochs, steps=steps, batch=batch, lr=lr, max_steps=max_steps, resume=resume,
-                           sets=parse_assignments(set_, "--set"))
+                           nproc=nproc, sets=parse_assignments(set_, "--set"))
     _check_common(options)
     if problem in LABEL_ARRAYS:
         metrics = _train_routing(options)
@@ -63,7 +65,7 @@ def train(
 
 def _train_routing(options: Any) -> Any:
     """Imitation training of a BQ policy on a label file."""
-    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps")
+    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps", "nproc")
     if options.data is None:
         from opsrl.core.errors import UsageError
 
@@ -84,8 +86,11 @@ def _train_routing(options: Any) -> Any:
                               "max_steps": options.max_steps}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # left out: the preset decides
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    return train_policy(options.problem, options.data, out=options.out, preset=preset, device=options.device,
-                        resume=options.resume, seed=options.seed, progress=options.progress, **kwargs)
+    from opsrl.core.distributed import launch
+
+    return launch(train_policy, options.nproc, problem=options.problem, data=options.data, out=options.out,
+                  preset=preset, device=options.device, resume=options.resume, seed=options.seed,
+                  progress=options.progress, **kwargs)
 
 
 def _check_common(options: Any) -> None:
@@ -94,7 +99,7 @@ def _check_common(options: Any) -> None:
     from opsrl.core.errors import OpsrlError, UsageError
 
     for name, value in (("--epochs", options.epochs), ("--batch", options.batch), ("--steps", options.steps),
-                        ("--max-steps", options.max_steps)):
+                        ("--max-steps", options.max_steps), ("--nproc", options.nproc)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value}")
     if options.lr is not None and not (options.lr > 0 and math.isfinite(options.lr)):
@@ -110,8 +115,13 @@ def _check_common(options: Any) -> None:
 
 
 def _report(metrics: Any, out: Path, as_json: bool) -> None:
-    """Print the trainer's metrics as aligned lines, or as one JSON object."""
+    """Print the trainer's metrics as aligned lines, or as one JSON object (under torchrun: rank 0 only)."""
+    import os
+
     from opsrl.cli.common import fmt_num, print_json
+
+    if os.environ.get("RANK", "0") != "0":
+        return
 
     record = _plain(metrics)
     if as_json:

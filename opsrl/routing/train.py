@@ -23,6 +23,12 @@ fp16 where bf16 is missing) on CUDA only. After every epoch the validation insta
 recorded. Files: the best checkpoint at ``out`` (safetensors + JSON sidecar), the last one at
 ``<out>.last.safetensors`` with the optimiser state at ``<out>.last.pt`` (for ``resume``), and the
 learning curve at ``<out>.curve.csv``.
+
+Data parallel (``opsrl train --nproc N`` or ``torchrun``): every process holds the whole label file,
+draws the same permutation, augmentation and tail sampling, and runs its share of each global batch
+of ``batch`` rows through DistributedDataParallel; the loss is scaled so that the averaged gradient
+is the single-process gradient of that batch. Rank 0 validates and writes the files (weights without
+``module.`` prefixes: they load anywhere).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from opsrl.core import distributed
 from opsrl.core.checkpoint import load_checkpoint, save_checkpoint
 from opsrl.core.errors import OpsrlError
 from opsrl.core.files import atomic_write_text
@@ -223,6 +230,33 @@ def imitation_loss(policy: BQPolicy, spec: Spec, static: Static, tail: Tail, amp
     return (log_all - log_target).mean()
 
 
+def sharded_imitation_loss(model: Any, spec: Spec, static: Static, tail: Tail, rows: torch.Tensor,
+                           amp: Any = None) -> tuple[torch.Tensor, int]:
+    """The summed imitation loss of rows ``rows`` of a global batch, and how many rows of the whole batch count.
+
+    Dividing the sum by the count gives the share of ``imitation_loss`` over the global batch that
+    these rows carry. Rows without an allowed target add exactly 0 (and still run the model, so every
+    data-parallel process takes part in every step).
+    """
+    mask = spec.mask(static, tail.sub)
+    if tail.pad is not None:
+        mask = mask & ~tail.pad[..., None]
+    mask = mask.flatten(1)
+    targets = tail.targets.flatten(1) & mask
+    keep = targets.any(1)
+    total = int(keep.sum())
+    features = spec.features(static, tail.sub)[rows]
+    pad = None if tail.pad is None else tail.pad[rows]
+    with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
+        logits = model(features, pad)
+    mask, targets, keep = mask[rows], targets[rows], keep[rows]
+    logits = logits.float().flatten(1).masked_fill(~mask, -math.inf)
+    logits = torch.where(keep[:, None], logits, torch.zeros_like(logits))  # rows with no target: loss 0, no NaN
+    targets = torch.where(keep[:, None], targets, torch.ones_like(targets))
+    per_row = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~targets, -math.inf), 1)
+    return torch.where(keep, per_row, torch.zeros_like(per_row)).sum(), total
+
+
 # ---------------------------------------------------------------- the training run
 
 @dataclass
@@ -259,8 +293,11 @@ class _Run:
     """The fixed parts of a training run and one epoch of optimiser steps over them."""
 
     def __init__(self, problem: str, policy: BQPolicy, optimizer: Any, static: Static,
-                 labels: dict[str, torch.Tensor], n_train: int, batch: int, device: str):
+                 labels: dict[str, torch.Tensor], n_train: int, batch: int, device: str,
+                 ctx: distributed.Context | None = None):
         self.problem, self.policy, self.optimizer = problem, policy, optimizer
+        self.ctx = ctx or distributed.Context(device=device)
+        self.model = distributed.wrap(policy, self.ctx)  # DDP with several processes; checkpoints use policy
         self.static, self.labels, self.n_train, self.batch, self.device = static, labels, n_train, batch, device
         self.spec = SPECS[problem]
         self.amp = _amp_dtype(device)
@@ -271,6 +308,8 @@ class _Run:
         """One optimiser step on the tail-sampled sub-problems of instances ``rows``; its loss."""
         static = dihedral(self.static.take(rows), rng).to(self.device)
         labels = {k: v[rows].to(self.device) for k, v in self.labels.items()}
+        if self.ctx.distributed:
+            return self._shared_step(static, labels, rng)
         loss = imitation_loss(self.policy, self.spec, static, tail_subproblems(self.problem, static, labels, rng),
                               self.amp)
         if loss is None:
@@ -280,6 +319,19 @@ class _Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach())
+
+    def _shared_step(self, static: Static, labels: dict[str, torch.Tensor], rng: np.random.Generator) -> float | None:
+        """This process's share of a global batch's step; the loss is scaled so DDP's average is the batch mean."""
+        tail = tail_subproblems(self.problem, static, labels, rng)
+        mine = distributed.shard(torch.arange(static.batch, device=self.device), self.ctx)
+        loss_sum, total = sharded_imitation_loss(self.model, self.spec, static, tail, mine, self.amp)
+        if total == 0:
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_sum * (self.ctx.world / total)).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return distributed.all_sum(float(loss_sum.detach()), self.ctx) / total
 
     def epoch(self, rng: np.random.Generator, prog: _Progress, max_steps: int | None,
               advance: Any) -> tuple[list[float], bool]:
@@ -399,12 +451,17 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
           device: str = "auto", resume: Path | None = None, seed: int = 0, progress: bool = True,
           max_steps: int | None = None) -> dict[str, Any]:
     """Train a ``preset`` policy on the label file ``data`` for ``epochs`` epochs in all (a resumed run
-    continues the count); writes the best checkpoint at ``out`` and returns the metrics."""
+    continues the count); writes the best checkpoint at ``out`` and returns the metrics.
+
+    In a process group (WORLD_SIZE > 1: ``torchrun`` or ``opsrl.core.distributed.launch``) each
+    process trains on its share of every global batch of ``batch`` rows; rank 0 validates and writes.
+    """
     from opsrl.core.device import choose_device
     from opsrl.routing.labels import load_labels
 
     t0 = time.perf_counter()
-    dev = choose_device(device)
+    ctx = distributed.context(choose_device(device))
+    dev, progress = ctx.device, progress and ctx.is_main
     out = _checkpoint_path(out)
     held, instances, arrays = load_labels(Path(data))
     if held != problem:
@@ -425,13 +482,13 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
         preset = str(load_checkpoint(resume)[1].get("training", {}).get("preset", preset))
     prog.curve = _read_curve(curve_path(out), prog.epoch) if resume is not None else []
 
-    run = _Run(problem, policy, optimizer, static, labels, n_train, batch, dev)
+    run = _Run(problem, policy, optimizer, static, labels, n_train, batch, dev, ctx)
     recipe = {"data": str(data), "label_solver": str(arrays["label_solver"]),
               "label_time_limit": float(arrays["label_time_limit"]), "size": int(instances[0].size),
               "train_count": n_train, "val_count": val_count, "epochs": epochs, "batch": batch, "lr": lr,
               "lr_decay": lr_decay, "decay_every": decay_every, "preset": preset, "seed": seed, "device": dev,
               "augmentation": "dihedral" if static.coords is not None else None,
-              "resumed_from": str(resume) if resume is not None else None}
+              "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
     stopped = False
     with _progress_bar(progress) as bar:
         task = bar.add_task(f"train {problem}", total=run.steps_per_epoch * max(epochs - prog.epoch, 0))
@@ -447,6 +504,8 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
 
             losses, stopped = run.epoch(np.random.default_rng([seed, epoch]), prog, max_steps, advance)
             prog.epoch, prog.last_loss = epoch, float(np.mean(losses)) if losses else math.nan
+            if not ctx.is_main:  # rank 0 validates and writes; the others go on with the next epoch
+                continue
             prog.last_gap = validation_gap(policy, val_instances, val_objectives, dev)
             if prog.last_gap < prog.best or prog.best_epoch == 0:  # NaN gaps never beat a real one
                 prog.best, prog.best_epoch = prog.last_gap, epoch

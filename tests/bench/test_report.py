@@ -41,8 +41,8 @@ def test_report_from_hand_made_results(tmp_path):
     results = tmp_path / "res.parquet"
     _hand_made(results)
     paths = write_report(results, tmp_path / "report")
-    md, *pngs = paths
-    assert md.name == "report.md" and [p.suffix for p in pngs] == [".png", ".png"]
+    md, html, *pngs = paths
+    assert md.name == "report.md" and html.name == "report.html" and [p.suffix for p in pngs] == [".png", ".png"]
     assert all(p.exists() for p in paths)
     for png in pngs:
         w, h = png_size(png)
@@ -59,8 +59,8 @@ def test_report_from_a_real_benchmark(tmp_path):
     results = tmp_path / "res.parquet"
     run_benchmark(opsrl.generate("kp", 10, seed=0, count=2), ["ortools"], time_limit=1, seeds=[0],
                   out=results, progress=False)
-    md, *pngs = write_report(results, tmp_path)
-    assert "kp10-s0-1" in md.read_text()
+    md, html, *pngs = write_report(results, tmp_path)
+    assert "kp10-s0-1" in md.read_text() and "kp10-s0-1" in html.read_text()
     assert all(png_size(p)[0] > 300 for p in pngs)
 
 

@@ -142,9 +142,15 @@ class TSP(_RoutingProblem):
 
 class CVRP(_RoutingProblem):
     name = "cvrp"
-    default_solver = "pyvrp"
     description = "capacitated vehicle routing: routes from the depot serving every customer within capacity"
     overridable = ("name", "capacity")
+
+    @property
+    def default_solver(self) -> str:  # type: ignore[override]
+        """The shipped BQ policy polished by local search when opsrl ships one, PyVRP otherwise."""
+        from opsrl.weights import shipped
+
+        return "bq+ls" if shipped("bq_cvrp").is_file() else "pyvrp"
 
     def generate(self, size: int, seed: int, index: int = 0) -> CVRPInstance:
         rng = _rng(seed, index)

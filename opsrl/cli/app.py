@@ -14,6 +14,7 @@ from opsrl.cli.bench import bench
 from opsrl.cli.generate import generate
 from opsrl.cli.label import label
 from opsrl.cli.list_cmd import list_
+from opsrl.cli.milp import milp_app
 from opsrl.cli.report import report
 from opsrl.cli.solve import solve
 from opsrl.cli.train import train
@@ -32,6 +33,7 @@ app.command("list")(list_)
 app.command("report")(report)
 app.command("label")(label)
 app.command("train")(train)
+app.add_typer(milp_app, name="milp")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ def solve(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the solution here (CVRPLIB .sol for cvrp, JSON otherwise)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the solution to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Also run this solver on the same instance and print both (nodes and time side by side)."),
 ) -> None:
     """Solve one instance and print problem, solver, status, objective, reference, gap and time."""
     import opsrl
@@ -37,6 +38,10 @@ def solve(
     params = spec.check_params(parse_assignments(param, "--param"))
     inst = load_one(name, instance, size, seed, set_)
     result = opsrl.solve(inst, solver, time_limit=time_limit, seed=seed, params=params)
+    other = None
+    if compare is not None:
+        get_solver(name, compare)
+        other = opsrl.solve(inst, compare, time_limit=time_limit, seed=seed)
 
     if out is not None and result.solution is not None:
         prob.save_solution(inst, result.solution, result.objective, out)
@@ -46,6 +51,9 @@ def solve(
     if as_json:
         data = result.to_json()
         data["stats"] = {k: v for k, v in data["stats"].items() if k != "traceback"}
+        if other is not None:
+            data["compare"] = other.to_json()
+            data["compare"]["stats"] = {k: v for k, v in data["compare"]["stats"].items() if k != "traceback"}
         print_json(data)
     else:
         source = f" ({result.reference_source})" if result.reference is not None else ""
@@ -60,9 +68,27 @@ def solve(
         if plot is not None and result.solution is not None:
             rows.append(("plot", str(plot)))
         typer.echo("\n".join(f"{k:<10} {v}" for k, v in rows))
+        if other is not None:
+            typer.echo(_side_by_side(result, other))
     if result.message:
         err(f"{solver}: {result.message}")
     if str(result.status) == "error":
         raise typer.Exit(1)
     if result.solution is None and (out is not None or plot is not None):
         err(f"{solver} found no solution in {time_limit:g} s: nothing written to --out/--plot")
+
+
+def _side_by_side(a: object, b: object) -> str:
+    """Two runs of one instance in columns: status, objective, nodes, solver and wall time."""
+    from opsrl.cli.common import fmt_num
+
+    def col(r: object) -> list[str]:
+        stats = r.stats
+        return [r.solver, str(r.status), fmt_num(r.objective, 10), fmt_num(stats.get("nodes")),
+                fmt_num(stats.get("solver_s"), 4), f"{r.wall_s:.2f}"]
+
+    names = ["solver", "status", "objective", "nodes", "solver s", "wall s"]
+    left, right = col(a), col(b)
+    width = max(12, *(len(x) for x in left)) + 2
+    lines = ["", "compare"] + [f"{n:<10} {x:<{width}}{y}" for n, x, y in zip(names, left, right)]
+    return "\n".join(lines)

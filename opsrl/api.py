@@ -42,8 +42,6 @@ def load_instances(source: str | os.PathLike, problem: str | None = None) -> lis
     from opsrl.routing.formats import sniff_problem
 
     path = Path(source)
-    if problem is None and path.name.lower().endswith((".mps", ".lp", ".mps.gz", ".lp.gz")):
-        problem = "milp"
     if problem is None:
         problem = sniff_problem(path) if path.is_file() else None
         if problem is None:

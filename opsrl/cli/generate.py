@@ -18,7 +18,6 @@ def generate(
     import opsrl
     from opsrl.core.errors import UsageError
     from opsrl.core.registry import get_problem
-    from opsrl.routing.formats import NATIVE_SUFFIX
 
     prob = get_problem(problem)
     if size < 1 or count < 1:
@@ -34,7 +33,7 @@ def generate(
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for inst in instances:
-            path = out / f"{inst.name}{NATIVE_SUFFIX[problem]}"
+            path = out / f"{inst.name}{prob.native_suffix}"
             prob.save([inst], path)
             written.append(path)
     plural = "s" if count > 1 else ""

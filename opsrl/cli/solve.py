@@ -22,7 +22,7 @@ def solve(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the solution here (CVRPLIB .sol for cvrp, JSON otherwise)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the solution to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Also run this solver on the same instance and print both (nodes and time side by side)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Also run this solver on the same instance and print both side by side ('none': never; by default a shipped neural policy is compared with the problem's classical solver)."),
 ) -> None:
     """Solve one instance and print problem, solver, status, objective, reference, gap and time."""
     import opsrl
@@ -33,15 +33,18 @@ def solve(
         raise UsageError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
     name = resolve_problem(problem, instance)
     prob = get_problem(name)
+    named = solver is not None
     solver = solver or opsrl.api.default_solver(name)
     spec = get_solver(name, solver)
     params = spec.check_params(parse_assignments(param, "--param"))
-    inst = load_one(name, instance, size, seed, set_)
-    result = opsrl.solve(inst, solver, time_limit=time_limit, seed=seed, params=params)
-    other = None
+    if compare is None and not named and spec.needs_torch:  # a shipped policy shows how it compares
+        compare = prob.default_compare or None
+    compare = None if compare == "none" else compare
     if compare is not None:
         get_solver(name, compare)
-        other = opsrl.solve(inst, compare, time_limit=time_limit, seed=seed)
+    inst = load_one(name, instance, size, seed, set_)
+    result = opsrl.solve(inst, solver, time_limit=time_limit, seed=seed, params=params)
+    other = None if compare is None else opsrl.solve(inst, compare, time_limit=time_limit, seed=seed)
 
     if out is not None and result.solution is not None:
         prob.save_solution(inst, result.solution, result.objective, out)

@@ -20,7 +20,10 @@ class InstanceFileError(OpsrlError):
 
     def __init__(self, path: object, problem: str):
         super().__init__(f"{path}: {problem}")
-        self.path = path
+        self.path, self.problem = path, problem
+
+    def __reduce__(self) -> tuple:  # rebuilt with both arguments when it crosses a worker pipe
+        return (type(self), (self.path, self.problem))
 
 
 class InfeasibleInstanceError(OpsrlError):

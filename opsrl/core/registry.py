@@ -40,6 +40,8 @@ class Problem(ABC):
     sense: str = "min"  # "min" or "max": which way the objective improves
     description: str = ""
     default_solver: str = ""  # what ``opsrl solve`` uses when no solver is named
+    native_suffix: str = ".json"  # the file type ``opsrl generate --out FOLDER/`` writes
+    default_compare: str = ""  # the classical solver a neural default is compared with by ``opsrl solve``
 
     @abstractmethod
     def generate(self, size: int, seed: int, index: int = 0) -> Any:

@@ -203,6 +203,7 @@ def _stem(path: Path) -> str:
 
 class MILPProblem(Problem):
     name = "milp"
+    native_suffix = ".mps"
     family = "milp"
     sense = "min"  # per instance in fact: evaluate reports the model's own objective
     description = ("Mixed-integer linear programs (.mps/.lp or generated set cover, auctions, facility location, "

@@ -44,6 +44,7 @@ FIELDS = {
 }
 NATIVE_SUFFIX = {"tsp": ".tsp", "cvrp": ".vrp", "op": ".json", "kp": ".json"}
 SUFFIXES = {".tsp": "tsp", ".vrp": "cvrp"}
+MILP_SUFFIXES = (".mps", ".lp", ".mps.gz", ".lp.gz")  # opsrl.milp reads them (kept here: no SCIP import to sniff)
 # EXACT (unrounded Euclidean) has no TSPLIB name; opsrl writes it as EXACT_2D.
 FILE_WEIGHT_TYPE = {"EXACT": "EXACT_2D"}
 
@@ -53,6 +54,8 @@ def sniff_problem(path: Path) -> str | None:
     path = Path(path)
     if path.suffix in SUFFIXES:
         return SUFFIXES[path.suffix]
+    if path.name.lower().endswith(MILP_SUFFIXES):
+        return "milp"
     if path.suffix == ".json":
         try:
             obj = json.loads(path.read_text())

@@ -112,6 +112,7 @@ class _RoutingProblem(Problem):
 
 class TSP(_RoutingProblem):
     name = "tsp"
+    native_suffix = ".tsp"
     default_solver = "pyvrp"
     description = "travelling salesman: shortest closed tour through every node"
 
@@ -142,6 +143,8 @@ class TSP(_RoutingProblem):
 
 class CVRP(_RoutingProblem):
     name = "cvrp"
+    native_suffix = ".vrp"
+    default_compare = "pyvrp"
     description = "capacitated vehicle routing: routes from the depot serving every customer within capacity"
     overridable = ("name", "capacity")
 

@@ -150,3 +150,27 @@ def test_help_is_fast_path_and_classical_solve_never_imports_torch():
     assert res.stdout.strip() == "False"
     res = subprocess.run([sys.executable, "-m", "opsrl", "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "solve" in res.stdout and "bench" in res.stdout
+
+
+def test_solve_with_the_shipped_cvrp_policy_compares_it_with_pyvrp(cli):
+    from opsrl.weights import shipped
+
+    if not shipped("bq_cvrp").is_file():
+        pytest.skip("no shipped cvrp checkpoint in opsrl/weights")
+    code, out, _ = cli("solve", "--problem", "cvrp", "--size", "12", "--time-limit", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["solver"] == "bq+ls" and data["feasible"]
+    assert data["compare"]["solver"] == "pyvrp" and data["compare"]["feasible"]
+    code, out, _ = cli("solve", "--problem", "cvrp", "--size", "12", "--time-limit", "1", "--compare", "none", "--json")
+    assert code == 0 and "compare" not in json.loads(out)
+
+
+def test_milp_files_are_recognised_without_problem(cli, tmp_path):
+    code, _, _ = cli("generate", "--problem", "milp", "--size", "60", "--count", "2", "--out", tmp_path / "sc")
+    assert code == 0
+    files = sorted((tmp_path / "sc").glob("*.mps"))
+    assert len(files) == 2
+    code, out, err = cli("solve", "--instance", files[0], "--solver", "scip", "--time-limit", "20")
+    assert code == 0, err
+    assert "milp" in out and "optimal" in out

@@ -30,3 +30,12 @@ def test_bad_limits_and_infeasible_instances_are_refused():
     cvrp = opsrl.get_problem("cvrp").override(opsrl.generate("cvrp", 5, seed=0), "capacity", "3")
     with pytest.raises(InfeasibleInstanceError, match="above the vehicle capacity 3"):
         opsrl.solve(cvrp, "pyvrp", time_limit=1)
+
+
+def test_instance_file_errors_survive_the_worker_pipe():
+    import pickle
+
+    from opsrl.core.errors import InstanceFileError
+
+    again = pickle.loads(pickle.dumps(InstanceFileError("a.vrp", "line 3: expected a number")))
+    assert isinstance(again, InstanceFileError) and str(again) == "a.vrp: line 3: expected a number"

@@ -1,0 +1,292 @@
+"""Lot-sizing solvers: learned policies (pdppo, ppo), MIP planning (pi-mip, rolling-mip) and a heuristic.
+
+Every solver returns the machine choices it took on the setting's test scenarios; the problem's
+``evaluate`` re-simulates them. pi-mip solves one SCIP model per scenario (whole demand path known);
+rolling-mip solves a small SCIP model every period. Both plan on
+a subset of the test scenarios (``scenarios``), split the time limit between them, and say in
+``stats`` what was done.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from opsrl.core.errors import UsageError
+from opsrl.core.registry import register_solver
+from opsrl.core.types import Solution, Status
+from opsrl.lotsizing.env import demand_step, post_decision, run_policy
+from opsrl.lotsizing.problem import LotSizingSetting, encode_actions, mean_demand, simulate
+
+# ----------------------------------------------------------------------------- heuristic
+
+class DaysOfSupply:
+    """Each machine makes the item it can produce with the least days of supply (projected inventory over
+    mean demand), counting what machines before it already make this period; it idles when that item's
+    inventory would overflow its cap. With ``margin`` > 0 a machine keeps its current item while that item's
+    days of supply is within ``margin`` days of the least (saves setups)."""
+
+    def __init__(self, margin: float = 2.0):
+        self.margin = margin
+
+    def act(self, setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, greedy: bool = True) -> np.ndarray:
+        mu = max(mean_demand(setting.demand), 1e-9)
+        proj = inventory.astype(float).copy()
+        rows = np.arange(len(inventory))
+        out = np.zeros(setup.shape, dtype=np.int64)
+        for m in range(setting.n_machines):
+            rate = setting.production[m].astype(float)
+            can = rate > 0
+            if not can.any():
+                continue
+            dos = np.where(can[None, :], proj / mu, np.inf)
+            best = dos.argmin(axis=1)
+            cur = setup[:, m] - 1
+            has_cur = cur >= 0
+            cur_i = np.maximum(cur, 0)
+            keep = has_cur & can[cur_i] & (dos[rows, cur_i] <= dos[rows, best] + self.margin)
+            choice = np.where(keep, cur_i, best)
+            fits = proj[rows, choice] + rate[choice] <= setting.max_inventory[choice] + mu
+            out[:, m] = np.where(fits, choice + 1, 0)
+            proj[rows[fits], choice[fits]] += rate[choice[fits]]
+        return out
+
+
+@register_solver(["lotsizing"], "heuristic", "least days of supply on each machine (keeps its setup within a margin)")
+def solve_heuristic(instance: LotSizingSetting, *, time_limit: float | None, seed: int, margin: float = 2.0) -> Solution:
+    sc = instance.scenarios
+    t0 = time.perf_counter()
+    actions = run_policy(DaysOfSupply(margin), instance, sc.inventory, sc.setup, sc.demand)
+    return Solution(Status.FEASIBLE, encode_actions(instance, actions),
+                    stats={"scenarios_run": sc.count, "decide_ms_per_period": 1e3 * (time.perf_counter() - t0) / instance.horizon})
+
+
+# ----------------------------------------------------------------------------- learned policies
+
+def _solve_policy(instance: LotSizingSetting, checkpoint: str, device: str, expect: str) -> Solution:
+    from opsrl.core.device import choose_device
+    from opsrl.lotsizing.policy import load_policy
+
+    dev = choose_device(device)
+    policy, meta = load_policy(instance, checkpoint or None, dev)
+    sc = instance.scenarios
+    t0 = time.perf_counter()
+    actions = run_policy(policy, instance, sc.inventory, sc.setup, sc.demand)
+    wall = time.perf_counter() - t0
+    stats = {"device": dev, "checkpoint_kind": meta.get("kind"), "trained_on": meta.get("setting"),
+             "training_steps": meta.get("metrics", {}).get("steps"), "scenarios_run": sc.count,
+             "decide_ms_per_period": 1e3 * wall / instance.horizon}
+    message = ""
+    if meta.get("kind") != expect:
+        message = f"checkpoint was trained with {meta.get('kind')}, not {expect}"
+    if meta.get("setting") not in (None, instance.name):
+        message = (message + "; " if message else "") + f"checkpoint was trained on setting {meta.get('setting')}"
+    return Solution(Status.FEASIBLE, encode_actions(instance, actions), stats=stats, message=message)
+
+
+@register_solver(["lotsizing"], "pdppo", "PDPPO policy (dual critic PPO); shipped checkpoints for 15x5, 20x10, 25x10, 25x15",
+                 needs_torch=True)
+def solve_pdppo(instance: LotSizingSetting, *, time_limit: float | None, seed: int, checkpoint: str = "",
+                device: str = "cpu") -> Solution:
+    return _solve_policy(instance, checkpoint, device, "pdppo")
+
+
+@register_solver(["lotsizing"], "ppo", "PPO policy (needs --param checkpoint=PATH from opsrl train --algo ppo)",
+                 needs_torch=True)
+def solve_ppo(instance: LotSizingSetting, *, time_limit: float | None, seed: int, checkpoint: str = "",
+              device: str = "cpu") -> Solution:
+    if not checkpoint:
+        raise UsageError("--param checkpoint=PATH: the ppo solver needs a checkpoint trained with "
+                         "`opsrl train --problem lotsizing --algo ppo` (only PDPPO checkpoints are shipped)")
+    return _solve_policy(instance, checkpoint, device, "ppo")
+
+
+# ----------------------------------------------------------------------------- MIP models
+
+def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray, *,
+                  time_limit: float, seed: int = 0, hint: np.ndarray | None = None) -> tuple[np.ndarray | None, float, float, str]:
+    """Cheapest plan (H, m) for known integer demand (H, n) from one state, by SCIP.
+
+    The model is a relaxation of the simulator (it may also discard stock below the cap), so its dual bound
+    is a valid lower bound on the cost of any plan. ``hint`` (a plan) is given as a starting solution, so a
+    plan always comes back when there is one. Returns (plan or None, objective, bound, SCIP status).
+    """
+    from pyscipopt import SCIP_PARAMSETTING, Model, quicksum
+
+    H, n = demand.shape
+    m = setting.n_machines
+    cap = setting.max_inventory
+    model = Model()
+    model.hideOutput()
+    model.setParam("limits/time", max(float(time_limit), 0.05))
+    model.setParam("randomization/randomseedshift", int(seed) % 2**31)
+    model.setPresolve(SCIP_PARAMSETTING.FAST)
+    model.setSeparating(SCIP_PARAMSETTING.FAST)
+    x, y = {}, {}
+    produce: list[list[list[Any]]] = [[[] for _ in range(n)] for _ in range(H)]
+    obj = []
+    for mm in range(m):
+        items = np.flatnonzero(setting.production[mm] > 0)
+        for t in range(H):
+            for i in items:
+                x[t, mm, i] = model.addVar(vtype="B")
+                y[t, mm, i] = model.addVar(vtype="B")
+                rate = int(setting.production[mm, i])
+                loss = int(min(setting.setup_loss[mm, i], rate))
+                produce[t][i].append(rate * x[t, mm, i] - loss * y[t, mm, i])
+                if t == 0:
+                    if setup[mm] != i + 1:
+                        model.addCons(y[t, mm, i] >= x[t, mm, i])
+                else:
+                    model.addCons(y[t, mm, i] >= x[t, mm, i] - x[t - 1, mm, i])
+                model.addCons(y[t, mm, i] <= x[t, mm, i])
+                obj.append(float(setting.setup_costs[mm, i]) * y[t, mm, i])
+            if len(items):
+                model.addCons(quicksum(x[t, mm, i] for i in items) <= 1)
+    sales = np.empty((H, n), dtype=object)
+    stock = np.empty((H, n), dtype=object)
+    const = 0.0
+    for t in range(H):
+        for i in range(n):
+            sales[t, i] = model.addVar(lb=0, ub=float(demand[t, i]))
+            stock[t, i] = model.addVar(lb=0, ub=float(cap[i]))
+            post = quicksum(produce[t][i]) + (float(inventory[i]) if t == 0 else stock[t - 1, i])
+            model.addCons(sales[t, i] <= post)
+            model.addCons(stock[t, i] + sales[t, i] <= post)
+            obj.append(float(setting.holding_costs[i]) * stock[t, i])
+            obj.append(-float(setting.lost_sales_costs[i]) * sales[t, i])
+            const += float(setting.lost_sales_costs[i]) * float(demand[t, i])
+    model.setObjective(quicksum(obj) + const, "minimize")
+    if hint is not None:  # the simulated trajectory of the hinted plan: a feasible start
+        sol = model.createSol()
+        inv, stp = inventory[None].astype(np.int64), setup[None].astype(np.int64)
+        for t in range(H):
+            for mm in range(m):
+                for i in np.flatnonzero(setting.production[mm] > 0):
+                    on = int(hint[t, mm] == i + 1)
+                    model.setSolVal(sol, x[t, mm, i], on)
+                    model.setSolVal(sol, y[t, mm, i], int(on and stp[0, mm] != i + 1))
+            post, stp, _ = post_decision(setting, inv, stp, hint[t][None], check=False)
+            sold = np.minimum(post[0], demand[t])
+            inv = np.minimum(post - sold, cap)
+            for i in range(n):
+                model.setSolVal(sol, sales[t, i], float(sold[i]))
+                model.setSolVal(sol, stock[t, i], float(inv[0, i]))
+        model.addSol(sol)
+    model.optimize()
+    status = model.getStatus()
+    bound = float(model.getDualbound())
+    if model.getNSols() == 0:
+        return None, float("nan"), bound, status
+    best = model.getBestSol()
+    plan = np.zeros((H, m), dtype=np.int64)
+    for (t, mm, i), var in x.items():
+        if model.getSolVal(best, var) > 0.5:
+            plan[t, mm] = i + 1
+    return plan, float(model.getSolObjVal(best)), bound, status
+
+
+def _pick_scenarios(instance: LotSizingSetting, scenarios: int) -> list[int]:
+    if scenarios < 0:
+        raise UsageError(f"--param scenarios={scenarios}: expected 0 (all) or a positive count")
+    count = instance.scenarios.count if scenarios == 0 else min(scenarios, instance.scenarios.count)
+    return list(range(count))
+
+
+@register_solver(["lotsizing"], "pi-mip", "perfect-information MIP per test scenario (SCIP): a lower bound",
+                 exact=True)
+def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: int, scenarios: int = 10,
+                 scenario_time: float = 0.0) -> Solution:
+    """Solve each of the first ``scenarios`` test scenarios with its whole demand path known.
+
+    ``scenario_time`` (s) per scenario; 0 splits 80 % of the time limit evenly. The heuristic's plan is the
+    warm start, so every scenario has a plan; stats["bound"] is the mean SCIP dual bound (valid for
+    any policy on those scenarios; weak unless the model is solved to optimality: the LP relaxation of
+    the setup variables is loose), the objective is the simulated cost of the best plans found.
+    """
+    idx = _pick_scenarios(instance, scenarios)
+    limit = time_limit if time_limit is not None else 60.0 * len(idx)
+    per = scenario_time if scenario_time > 0 else 0.8 * limit / len(idx)
+    sc = instance.scenarios
+    warm = run_policy(DaysOfSupply(), instance, sc.inventory[idx], sc.setup[idx], sc.demand[idx])
+    plans, bounds, objs, statuses = [], [], [], []
+    t0 = time.perf_counter()
+    done: list[int] = []
+    for k, s in enumerate(idx):
+        left = limit - (time.perf_counter() - t0)
+        last = (time.perf_counter() - t0) / k if k else 0.0
+        if k and left < 1.2 * last:  # the next scenario would not fit: stop with the ones done
+            break
+        budget = min(per, max(left / (len(idx) - k) - 0.5, 0.05))  # model building eats into the limit too
+        plan, obj, bound, status = plan_mip(instance, sc.inventory[s], sc.setup[s], sc.demand[s],
+                                                 time_limit=budget, seed=seed, hint=warm[k])
+        if plan is not None:  # keep the MIP plan unless it simulates worse than its warm start
+            pair = np.stack([plan, warm[k]])
+            sim = simulate(instance, pair, np.repeat(sc.inventory[s][None], 2, 0), np.repeat(sc.setup[s][None], 2, 0),
+                           np.repeat(sc.demand[s][None], 2, 0))["total"]
+            plan = plan if sim[0] <= sim[1] else warm[k]
+        plans.append(plan if plan is not None else warm[k])
+        bounds.append(bound)
+        objs.append(obj)
+        statuses.append(status)
+        done.append(s)
+    idx = done
+    all_opt = all(s == "optimal" for s in statuses) and len(done) == len(_pick_scenarios(instance, scenarios))
+    stats = {"bound": float(np.mean(bounds)), "scenarios": idx, "scenario_bounds": bounds, "mip_objectives": objs,
+             "mip_status": {s: statuses.count(s) for s in set(statuses)}, "scenario_time_s": per,
+             "solver_s": time.perf_counter() - t0, "solver": "scip"}
+    message = (f"perfect-information plans on test scenarios 0..{idx[-1]} ({len(idx)} of {sc.count}); "
+               f"{statuses.count('optimal')} proven optimal within {per:.2g} s each")
+    return Solution(Status.OPTIMAL if all_opt else Status.TIMEOUT, encode_actions(instance, np.stack(plans), idx),
+                    stats=stats, message=message)
+
+
+@register_solver(["lotsizing"], "rolling-mip", "rolling-horizon MIP on expected demand: plan H periods, apply the first")
+def solve_rolling_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: int, horizon: int = 5,
+                      scenarios: int = 5, step_time: float = 0.0) -> Solution:
+    """Each period: plan ``horizon`` periods on the expected demand (rounded to integers) from the current
+    state, apply the first period's choices, see the real demand, roll. ``step_time`` (s) per MIP; 0 splits
+    70 % of the time limit evenly over the first ``scenarios`` test scenarios' periods."""
+    if horizon < 1:
+        raise UsageError(f"--param horizon={horizon}: expected a positive number of periods")
+    idx = _pick_scenarios(instance, scenarios)
+    T = instance.horizon
+    limit = time_limit if time_limit is not None else 1.0 * len(idx) * T
+    per = step_time if step_time > 0 else 0.7 * limit / (len(idx) * T)
+    mu = np.full((horizon, instance.n_items), int(round(mean_demand(instance.demand))), dtype=np.int64)
+    sc = instance.scenarios
+    heur = DaysOfSupply()
+    actions = np.zeros((len(idx), T, instance.n_machines), dtype=np.int64)
+    statuses: dict[str, int] = {}
+    t0 = time.perf_counter()
+    done: list[int] = []
+    fallback = 0
+    for k, s in enumerate(idx):
+        left = limit - (time.perf_counter() - t0)
+        if k and left < 1.2 * (time.perf_counter() - t0) / k:  # the next scenario would not fit
+            break
+        inv, stp = sc.inventory[s][None].copy(), sc.setup[s][None].copy()
+        for t in range(T):
+            h = min(horizon, T - t)
+            hint = np.repeat(heur.act(instance, inv, stp), h, axis=0)
+            if time.perf_counter() - t0 > 0.9 * limit:  # out of time: the heuristic decides the rest
+                plan, status = None, "heuristic fallback"
+                fallback += 1
+            else:
+                plan, _, _, status = plan_mip(instance, inv[0], stp[0], mu[:h], time_limit=per, seed=seed, hint=hint)
+            statuses[status] = statuses.get(status, 0) + 1
+            a = plan[:1] if plan is not None else hint[:1]
+            actions[k, t] = a[0]
+            post, stp, _ = post_decision(instance, inv, stp, a, check=False)
+            inv, _, _ = demand_step(instance, post, sc.demand[s, t][None])
+        done.append(s)
+    idx = done
+    actions = actions[: len(done)]
+    stats = {"scenarios": idx, "plan_horizon": horizon, "step_time_s": per, "mip_status": statuses,
+             "heuristic_fallback_periods": fallback,
+             "solver_s": time.perf_counter() - t0, "solver": "scip",
+             "planned_demand": int(mu[0, 0]) if mu.size else None}
+    message = f"rolling plans on test scenarios 0..{idx[-1]} ({len(idx)} of {sc.count}), {per:.2g} s per MIP"
+    return Solution(Status.FEASIBLE, encode_actions(instance, actions, idx), stats=stats, message=message)

@@ -1,0 +1,250 @@
+"""PPO and PDPPO for lot sizing: one implementation, PDPPO adds a critic on the post-decision state.
+
+Rollouts are whole episodes of a batch of environments (Monte Carlo returns, gamma 0.9 as in the
+paper). PPO's advantage is G - V(s); PDPPO's is max(G - V(s), G - V_x(s_x)) with V_x a second critic on
+the post-decision state (the authors' code trains both critics on the same return G); the actor and
+each critic have their own Adam optimiser. Everything else is shared, so the comparison is fair.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opsrl.core.errors import UsageError
+from opsrl.lotsizing.env import BatchEnv, features, run_policy
+from opsrl.lotsizing.problem import LotSizing, LotSizingSetting, make_scenarios, simulate
+
+ALGOS = ("pdppo", "ppo")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Training hyperparameters (the paper's where it gives them; batch and epochs sized for a CPU)."""
+
+    algo: str = "pdppo"
+    steps: int = 40_000
+    batch: int = 16  # episodes collected in parallel per update (batch x horizon steps per update)
+    epochs: int = 10  # gradient epochs per update (full batch; the paper: 40 on 400 steps)
+    lr_actor: float = 5.5e-4
+    lr_critic: float = 1e-3
+    gamma: float = 0.9
+    clip: float = 0.2
+    entropy: float = 0.001
+    hidden: int = 128  # as the paper
+    eval_every: int = 5  # updates between validation runs
+    val_scenarios: int = 20
+    grad_clip: float = 1.0
+
+
+def validation_scenarios(setting: LotSizingSetting, count: int):
+    """Scenarios for model selection during training, drawn from a seed distinct from the test scenarios'."""
+    return make_scenarios(setting, count, setting.scenario_seed + 100_003)
+
+
+def rollout_cost(policy: Any, setting: LotSizingSetting, scenarios: Any) -> float:
+    """Mean total cost of the greedy policy on ``scenarios``."""
+    actions = run_policy(policy, setting, scenarios.inventory, scenarios.setup, scenarios.demand)
+    return float(simulate(setting, actions, scenarios.inventory, scenarios.setup, scenarios.demand)["total"].mean())
+
+
+def _progress_bar(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} steps"),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
+
+
+def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device: str = "cpu",
+          progress: bool = False, curve_path: Path | None = None) -> tuple[Any, dict[str, Any], list[dict]]:
+    """Train a policy with PPO or PDPPO; returns (best policy by validation cost, metrics, learning curve)."""
+    import torch
+
+    from opsrl.lotsizing.policy import LotSizingPolicy, PolicyConfig
+
+    if config.algo not in ALGOS:
+        raise UsageError(f"--algo {config.algo}: expected one of {', '.join(ALGOS)}")
+    torch.manual_seed(seed)
+    if device == "cpu":
+        torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
+    rng = np.random.default_rng([seed, 17])
+    dual = config.algo == "pdppo"
+    policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, config.hidden, dual), setting.mask)
+    policy.to(device)
+    opt_actor = torch.optim.Adam(policy.actor.parameters(), lr=config.lr_actor)
+    opt_critic = torch.optim.Adam(policy.critic.parameters(), lr=config.lr_critic)
+    opt_post = torch.optim.Adam(policy.critic_post.parameters(), lr=config.lr_critic) if dual else None
+    env = BatchEnv(setting, config.batch, rng)
+    gen = torch.Generator().manual_seed(seed)
+    val = validation_scenarios(setting, config.val_scenarios)
+    T, B = setting.horizon, config.batch
+    per_update = B * T
+    updates = max(1, -(-config.steps // per_update))
+    discount = config.gamma ** np.arange(T)
+    reward_scale = None
+    best = (float("inf"), None, 0)
+    curve: list[dict] = []
+    t0 = time.perf_counter()
+    bar = _progress_bar(progress)
+    with bar:
+        task = bar.add_task(f"{config.algo} {setting.name}", total=updates * per_update, info="")
+        for update in range(1, updates + 1):
+            # ---- collect B whole episodes
+            env.reset()
+            obs = np.zeros((T, B, policy.config.dim_in), np.float32)
+            post_obs = np.zeros_like(obs) if dual else None
+            acts = np.zeros((T, B, setting.n_machines), np.int64)
+            costs = np.zeros((T, B))
+            policy.eval()
+            with torch.no_grad():
+                for t in range(T):
+                    x = features(setting, env.inventory, env.setup)
+                    obs[t] = x
+                    probs = policy.distribution(torch.from_numpy(x).to(device)).probs
+                    a = torch.multinomial(probs.reshape(-1, probs.shape[-1]).cpu(), 1, generator=gen)
+                    a = a.view(B, setting.n_machines).numpy()
+                    acts[t] = a
+                    out = env.step(a)
+                    if dual:
+                        post_obs[t] = features(setting, out["post_inventory"], out["setup"])
+                    costs[t] = out["cost"]
+            if reward_scale is None:  # fixed from the first rollout: values stay on one scale
+                reward_scale = float(max(costs.mean(), 1e-6))
+            rewards = -costs / reward_scale
+            returns = np.zeros_like(rewards)
+            acc = np.zeros(B)
+            for t in range(T - 1, -1, -1):
+                acc = rewards[t] + config.gamma * acc
+                returns[t] = acc
+            # ---- PPO update
+            policy.train()
+            x = torch.from_numpy(obs.reshape(T * B, -1)).to(device)
+            a = torch.from_numpy(acts.reshape(T * B, -1)).to(device)
+            g = torch.as_tensor(returns.reshape(-1), dtype=torch.float32, device=device)
+            xp = torch.from_numpy(post_obs.reshape(T * B, -1)).to(device) if dual else None
+            with torch.no_grad():
+                old_logp = policy.distribution(x).log_prob(a).sum(-1)
+                adv = g - policy.value(x)
+                if dual:
+                    adv = torch.maximum(adv, g - policy.value_post(xp))
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            for _ in range(config.epochs):
+                dist = policy.distribution(x)
+                logp = dist.log_prob(a).sum(-1)
+                ratio = torch.exp(logp - old_logp)
+                surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
+                loss_actor = -surr.mean() - config.entropy * dist.entropy().sum(-1).mean()
+                opt_actor.zero_grad()
+                loss_actor.backward()
+                torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), config.grad_clip)
+                opt_actor.step()
+                loss_critic = torch.nn.functional.mse_loss(policy.value(x), g)
+                opt_critic.zero_grad()
+                loss_critic.backward()
+                torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), config.grad_clip)
+                opt_critic.step()
+                if dual:
+                    loss_post = torch.nn.functional.mse_loss(policy.value_post(xp), g)
+                    opt_post.zero_grad()
+                    loss_post.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.critic_post.parameters(), config.grad_clip)
+                    opt_post.step()
+            steps = update * per_update
+            row = {"update": update, "steps": steps, "train_cost": float(costs.sum(0).mean()),
+                   "discounted_return": float((rewards * discount[:, None]).sum(0).mean()),
+                   "loss_actor": float(loss_actor.detach()), "loss_critic": float(loss_critic.detach()),
+                   "loss_post": float(loss_post.detach()) if dual else float("nan"), "val_cost": float("nan"),
+                   "wall_s": time.perf_counter() - t0}
+            if update % config.eval_every == 0 or update == updates:
+                policy.eval()
+                row["val_cost"] = rollout_cost(policy, setting, val)
+                if row["val_cost"] < best[0]:
+                    best = (row["val_cost"], {k: v.detach().clone() for k, v in policy.state_dict().items()}, steps)
+            curve.append(row)
+            if curve_path is not None:
+                _write_curve(curve_path, curve)
+            bar.update(task, completed=steps,
+                       info=f"train cost {row['train_cost']:.0f}  best val {best[0]:.0f}")
+    policy.load_state_dict(best[1])
+    policy.eval()
+    wall = time.perf_counter() - t0
+    metrics = {"algo": config.algo, "setting": setting.name, "steps": updates * per_update, "updates": updates,
+               "best_val_cost": best[0], "best_at_steps": best[2], "final_train_cost": curve[-1]["train_cost"],
+               "final_val_cost": curve[-1]["val_cost"], "reward_scale": reward_scale, "wall_s": wall,
+               "steps_per_s": updates * per_update / wall}
+    return policy, metrics, curve
+
+
+def _write_curve(path: Path, curve: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(curve[0]))
+        w.writeheader()
+        w.writerows(curve)
+    tmp.replace(path)
+
+
+def resolve_setting(name: str) -> LotSizingSetting:
+    """A built-in setting name or a setting JSON file; a bad name is a one-line usage error."""
+    from opsrl.lotsizing.problem import BUILTIN_SEEDS
+
+    problem = LotSizing()
+    builtin = problem.builtin(name)
+    if builtin is not None:
+        return builtin
+    path = Path(name)
+    if path.suffix.lower() == ".json" or path.exists():
+        return problem.load(path)[0]
+    raise UsageError(f"--setting {name}: expected a built-in setting ({', '.join(BUILTIN_SEEDS)}) or a .json file")
+
+
+SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in ("hidden", "gamma", "clip", "entropy", "lr_critic",
+                                                       "eval_every", "val_scenarios", "grad_clip")}
+
+
+def train_from_options(options: Any) -> dict[str, Any]:
+    """``opsrl train --problem lotsizing --setting S --algo pdppo|ppo --steps N --seed K --out CKPT``."""
+    from opsrl.core.checkpoint import save_checkpoint
+    from opsrl.core.device import choose_device
+    from opsrl.core.registry import coerce
+    from opsrl.lotsizing.policy import config_dict
+
+    options.reject("setting", "algo", "steps", "batch", "epochs", "lr", "sets")
+    if options.setting is None:
+        raise UsageError("--setting: training lotsizing needs a setting (15x5, 20x10, 25x10, 25x15 or a .json file)")
+    algo = options.algo or "pdppo"
+    if algo not in ALGOS:
+        raise UsageError(f"--algo {algo}: expected one of {', '.join(ALGOS)}")
+    config = PPOConfig(algo=algo)
+    for key, value in (("steps", options.steps), ("batch", options.batch), ("epochs", options.epochs),
+                       ("lr_actor", options.lr)):
+        if value is not None:
+            if not value > 0:
+                raise UsageError(f"--{key.replace('_actor', '')} must be positive, got {value}")
+            config = replace(config, **{key: value})
+    for key, value in options.sets.items():
+        if key not in SET_KEYS:
+            raise UsageError(f"--set {key}: lotsizing training has no option {key!r} (options: {', '.join(SET_KEYS)})")
+        config = replace(config, **{key: SET_KEYS[key](coerce(value, SET_KEYS[key](0), f"--set {key}"))})
+    setting = resolve_setting(options.setting)
+    device = choose_device(options.device)
+    out = Path(options.out).with_suffix(".safetensors")
+    curve_path = out.with_suffix(".curve.csv")
+    policy, metrics, _ = train(setting, config, seed=options.seed, device=device, progress=options.progress,
+                               curve_path=curve_path)
+    command = (f"opsrl train --problem lotsizing --setting {options.setting} --algo {algo} --steps {config.steps} "
+               f"--batch {config.batch} --epochs {config.epochs} --seed {options.seed} --out {out}")
+    meta = {"problem": "lotsizing", "kind": algo, "architecture": config_dict(policy.config),
+            "setting": setting.name, "setting_dims": [setting.n_items, setting.n_machines],
+            "training": {**asdict(config), "seed": options.seed, "device": device}, "metrics": metrics,
+            "learning_curve": curve_path.name, "reproduce": [command]}
+    save_checkpoint(out, policy.state_dict(), meta)
+    return {**metrics, "checkpoint": str(out), "learning_curve": str(curve_path)}

@@ -56,3 +56,10 @@ def test_cvrp_planning_loop_plans_a_batch_with_a_given_policy(tmp_path) -> None:
                        str(tmp_path / "cvrp.safetensors"), "--out", str(tmp_path / "plans")])
     assert set(plans["planner"]) == {"bq"}
     _check_plans(tmp_path / "plans", 2, 3)
+
+
+def test_learned_branching_plugs_into_a_users_pyscipopt_model():
+    out = _load("milp_custom_branching").main(["--rows", "250", "--cols", "500", "--time-limit", "60"])
+    assert out["scip"]["status"] == out["learned"]["status"] == "optimal"
+    assert out["learned"]["objective"] == pytest.approx(out["scip"]["objective"])
+    assert out["learned"]["branch_calls"] > 0  # the learned rule chose the branching variable

@@ -212,14 +212,20 @@ _TAILS = {"tsp": _tsp_tail, "cvrp": _cvrp_tail, "op": _op_tail, "kp": _kp_tail}
 
 # ---------------------------------------------------------------- loss
 
-def imitation_loss(policy: BQPolicy, spec: Spec, static: Static, tail: Tail, amp: Any = None) -> torch.Tensor | None:
-    """Mean of -log(summed probability of the allowed target actions) over rows that have one; None if none has."""
+def _allowed_targets(spec: Spec, static: Static, tail: Tail) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flattened (B, tokens x logits) masks of the allowed actions and of the allowed expert actions,
+    and which rows have at least one expert action (the rows that count in the loss)."""
     mask = spec.mask(static, tail.sub)
     if tail.pad is not None:
         mask = mask & ~tail.pad[..., None]
     mask = mask.flatten(1)
     targets = tail.targets.flatten(1) & mask
-    keep = targets.any(1)
+    return mask, targets, targets.any(1)
+
+
+def imitation_loss(policy: BQPolicy, spec: Spec, static: Static, tail: Tail, amp: Any = None) -> torch.Tensor | None:
+    """Mean of -log(summed probability of the allowed target actions) over rows that have one; None if none has."""
+    mask, targets, keep = _allowed_targets(spec, static, tail)
     if not bool(keep.any()):
         return None
     with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
@@ -238,12 +244,7 @@ def sharded_imitation_loss(model: Any, spec: Spec, static: Static, tail: Tail, r
     these rows carry. Rows without an allowed target add exactly 0 (and still run the model, so every
     data-parallel process takes part in every step).
     """
-    mask = spec.mask(static, tail.sub)
-    if tail.pad is not None:
-        mask = mask & ~tail.pad[..., None]
-    mask = mask.flatten(1)
-    targets = tail.targets.flatten(1) & mask
-    keep = targets.any(1)
+    mask, targets, keep = _allowed_targets(spec, static, tail)
     total = int(keep.sum())
     features = spec.features(static, tail.sub)[rows]
     pad = None if tail.pad is None else tail.pad[rows]

@@ -38,11 +38,12 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
         print_json({"problems": problems, "checkpoints": checkpoints})
         return
     lines = []
+    width = max((len(s["name"]) for p in problems for s in p["solvers"]), default=10)
     for p in problems:
         lines.append(f"{p['problem']} ({p['family']}, {p['sense']}imise): {p['description']}")
         for s in p["solvers"]:
             mark = "*" if s["name"] == p["default_solver"] else " "
-            lines.append(f"  {mark} {s['name']:<10} {s['description']}")
+            lines.append(f"  {mark} {s['name']:<{width}} {s['description']}")
     lines.append("checkpoints: " + (", ".join(c["name"] for c in checkpoints) if checkpoints else "none shipped yet"))
     lines.append("(* = default solver)")
     typer.echo("\n".join(lines))

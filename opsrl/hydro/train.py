@@ -242,9 +242,9 @@ def _clip(params, max_norm: float) -> None:
 
 def shipped_checkpoint(name: str) -> Path:
     """Where the shipped TS-DDR checkpoint for built-in system ``name`` lives (it may not exist)."""
-    from importlib import resources
+    from opsrl.weights import shipped
 
-    return Path(str(resources.files("opsrl.weights") / f"hydro_{name}.safetensors"))
+    return shipped(f"hydro_{name}")
 
 
 def save(policy: TargetPolicy, path: Path, inst: HydroInstance, metrics: dict, recipe: str) -> Path:

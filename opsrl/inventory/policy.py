@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 from opsrl.core.errors import OpsrlError, UsageError
 from opsrl.inventory.problem import InventoryInstance
 from opsrl.inventory.simulator import Network, State
+from opsrl.weights import shipped
 
 KINDS = ("mlp", "symmetric", "gnn")
 ONE = 0.5413248546129181  # softplus^-1(1): requests start at the mean demand below each edge
@@ -85,6 +85,7 @@ class InventoryPolicy(nn.Module):
     config: PolicyConfig
 
     def scores(self, net: Network, state: State) -> torch.Tensor:
+        """Raw (batch, edges) scores; each architecture (MLP, symmetric, GNN) defines its own."""
         raise NotImplementedError
 
     def forward(self, net: Network, state: State) -> torch.Tensor:
@@ -223,7 +224,7 @@ def instance_key(inst: InventoryInstance) -> str:
 
 def shipped_checkpoint(inst: InventoryInstance) -> Path:
     """Where the shipped checkpoint for ``inst`` lives (it may not exist)."""
-    return Path(str(resources.files("opsrl.weights") / f"inventory_{instance_key(inst)}.safetensors"))
+    return shipped(f"inventory_{instance_key(inst)}")
 
 
 def same_network(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 from opsrl.core.errors import OpsrlError
 from opsrl.lotsizing.env import features
 from opsrl.lotsizing.problem import LotSizingSetting
+from opsrl.weights import shipped
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class LotSizingPolicy(nn.Module):
 
 def shipped_checkpoint(setting: str) -> Path:
     """Where the shipped PDPPO checkpoint for a built-in setting lives (it may not exist)."""
-    return Path(str(resources.files("opsrl.weights") / f"lotsizing_{setting}.safetensors"))
+    return shipped(f"lotsizing_{setting}")
 
 
 def load_policy(setting: LotSizingSetting, checkpoint: str | os.PathLike | None = None,

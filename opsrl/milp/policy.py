@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch_geometric.nn import MessagePassing
 from opsrl.core.errors import OpsrlError
 from opsrl.milp.features import (N_CONS_FEATS, N_EDGE_FEATS, N_NODE_FEATS, N_VAR_FEATS, Graph,
                                  GraphExtractor, candidate_positions, node_features)
+from opsrl.weights import shipped
 
 EMB = 64
 
@@ -130,7 +130,7 @@ def build(kind: str, **arch: Any) -> nn.Module:
 
 def shipped_checkpoint(name: str = "setcover") -> Path:
     """Where the shipped milp checkpoint ``milp_<name>`` lives (it may not exist)."""
-    return Path(str(resources.files("opsrl.weights") / f"milp_{name}.safetensors"))
+    return shipped(f"milp_{name}")
 
 
 def load_policy(checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> nn.Module:

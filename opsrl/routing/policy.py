@@ -14,7 +14,6 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from opsrl.core.errors import OpsrlError
+from opsrl.weights import shipped
 
 # Token features per problem (see bq.py) and logits per token.
 DIM_IN = {"tsp": 2, "cvrp": 4, "op": 4, "kp": 3}
@@ -171,7 +171,7 @@ class BQPolicy(nn.Module):
 
 def shipped_checkpoint(problem: str) -> Path:
     """Where the shipped default checkpoint of ``problem`` lives (it may not exist)."""
-    return Path(str(resources.files("opsrl.weights") / f"bq_{problem}.safetensors"))
+    return shipped(f"bq_{problem}")
 
 
 def load_policy(problem: str, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> BQPolicy:

@@ -71,8 +71,7 @@ def _train_routing(options: Any) -> Any:
 
         raise UsageError(f"--data: training {options.problem} needs a label file (make one with opsrl label)")
     preset = options.preset or "small"
-    _check_options(options.problem, options.data, options.out, preset, options.epochs, options.batch, options.lr,
-                   options.device, options.resume, options.max_steps)
+    _check_label_file(options.problem, options.data, preset)
     try:  # imports torch: only once the options are good
         from opsrl.routing.train import train as train_policy
     except ModuleNotFoundError as exc:
@@ -137,26 +136,12 @@ def _report(metrics: Any, out: Path, as_json: bool) -> None:
     typer.echo(f"wrote {written}")
 
 
-def _check_options(problem: str, data: Path, out: Path, preset: str, epochs: int | None, batch: int | None,
-                   lr: float | None, device: str, resume: Path | None, max_steps: int | None) -> None:
-    """Every option checked before torch is imported: usage errors exit 2, bad files exit 1."""
-    from opsrl.core.device import DEVICES
+def _check_label_file(problem: str, data: Path, preset: str) -> None:
+    """The routing-only options, checked before torch is imported (the shared ones are in ``_check_common``)."""
     from opsrl.core.errors import InstanceFileError, OpsrlError, UsageError
-    from opsrl.core.registry import get_problem
-    from opsrl.routing.labels import LABEL_ARRAYS
 
-    get_problem(problem)
-    if problem not in LABEL_ARRAYS:
-        raise UsageError(f"--problem {problem}: training by imitation is for {', '.join(LABEL_ARRAYS)}")
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset}: expected one of {', '.join(PRESETS)}")
-    for name, value in (("--epochs", epochs), ("--batch", batch), ("--max-steps", max_steps)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be a positive integer, got {value}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise UsageError(f"--lr must be a positive number, got {lr:g}")
-    if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise UsageError(f"--device {device}: expected one of {', '.join(DEVICES)} or cuda:K")
     if not data.is_file():
         raise OpsrlError(f"{data}: label file not found (make one with opsrl label)")
     held = _label_problem(data)
@@ -164,10 +149,6 @@ def _check_options(problem: str, data: Path, out: Path, preset: str, epochs: int
         raise InstanceFileError(data, "not a label file (no label arrays); make one with opsrl label")
     if held != problem:
         raise InstanceFileError(data, f"holds {held} labels, not {problem}")
-    if resume is not None and not resume.is_file() and not resume.with_name(resume.name + ".safetensors").is_file():
-        raise OpsrlError(f"--resume {resume}: checkpoint not found")
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a checkpoint file path")
 
 
 def _label_problem(path: Path) -> str | None:

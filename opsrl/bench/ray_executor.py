@@ -20,7 +20,7 @@ from opsrl.core.errors import OpsrlError, UsageError
 from opsrl.core.run import finish_worker, grace_seconds, start_worker
 from opsrl.core.types import Solution, Status
 
-INSTALL_HINT = "--executor ray needs Ray: pip install 'opsrl[ray]' (or pip install 'ray[default]>=2.9')"
+INSTALL_HINT = "--executor ray needs Ray: pip install 'opsrl[ray]' (or pip install 'ray>=2.9')"
 MAX_RETRIES = 2  # Ray re-runs a task whose worker process or node died this many times
 LOST_AFTER_S = 300.0  # extra slack past time limit + grace before an unanswered task counts as lost
 
@@ -73,14 +73,12 @@ def _solve(spec_key: tuple[str, str], instance: Any, time_limit: float, seed: in
     return "ok", sol, peak
 
 
-def drive(pending: deque[Any], jobs: int | None, time_limit: float, rows: list[dict[str, Any]],
-          save: Callable[[], None], on_done: Callable[[Any], None], tick: Callable[[], None], *,
-          make_row: Callable[[Any, Solution, float], dict[str, Any]], address: str | None = None,
-          write_every_s: float = 1.0) -> dict[str, Any]:
+def drive(pending: deque[Any], jobs: int | None, time_limit: float, sink: Any, tick: Callable[[], None], *,
+          address: str | None = None) -> dict[str, Any]:
     """Run every task in ``pending`` as a Ray task, at most ``jobs`` in flight (None: the cluster's CPUs).
 
-    Rows reach ``rows`` (and, through ``save``, the results file) as tasks finish, as in the local
-    pool. Returns a description of the cluster for the results' provenance.
+    Finished runs go to ``sink`` (the runner's ``RowSink``) as tasks finish, as in the local pool.
+    Returns a description of the cluster for the results' provenance.
     """
     ray, started = connect(address)
     try:
@@ -90,7 +88,6 @@ def drive(pending: deque[Any], jobs: int | None, time_limit: float, rows: list[d
         window = jobs if jobs is not None else cpus
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_solve)
         running: dict[Any, tuple[Any, float]] = {}  # ref -> (task, submitted at)
-        last_write, unsaved = time.monotonic(), False
         lost_after = time_limit + grace_seconds(time_limit) + LOST_AFTER_S
         try:
             while pending or running:
@@ -104,13 +101,8 @@ def drive(pending: deque[Any], jobs: int | None, time_limit: float, rows: list[d
                 now = time.perf_counter()
                 for ref in [r for r, (_, t0) in running.items() if r in ready or now - t0 > lost_after]:
                     task, t0 = running.pop(ref)
-                    sol, peak = _answer(ray, ref, ref in ready, now - t0)
-                    rows.append(make_row(task, sol, peak))
-                    unsaved = True
-                    on_done(task)
-                if unsaved and time.monotonic() - last_write >= write_every_s:
-                    save()
-                    last_write, unsaved = time.monotonic(), False
+                    sink.add(task, *_answer(ray, ref, ref in ready, now - t0))
+                sink.save_if_due()
                 tick()
         finally:
             for ref in running:

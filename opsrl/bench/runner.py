@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,30 @@ from opsrl.core.types import Solution, Status
 WRITE_EVERY_S = 1.0  # the most often the results file is rewritten while runs finish
 Key = tuple[str, str, str, int]  # problem, instance, solver, seed
 EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class RowSink:
+    """Where an executor hands finished runs: a row each, the progress callback, and the results file
+    rewritten at most every ``every_s`` seconds (so an interrupted benchmark loses at most that)."""
+
+    rows: list[dict[str, Any]]
+    make_row: Callable[[Any, Solution, float], dict[str, Any]]
+    save: Callable[[], None]
+    on_done: Callable[[Any], None]
+    every_s: float = WRITE_EVERY_S
+    last_write: float = field(default_factory=time.monotonic)
+    unsaved: bool = False
+
+    def add(self, task: Any, sol: Solution, peak: float) -> None:
+        self.rows.append(self.make_row(task, sol, peak))
+        self.unsaved = True
+        self.on_done(task)
+
+    def save_if_due(self) -> None:
+        if self.unsaved and time.monotonic() - self.last_write >= self.every_s:
+            self.save()
+            self.last_write, self.unsaved = time.monotonic(), False
 
 
 @dataclass
@@ -131,15 +155,14 @@ def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float
             def on_done(t: _Task) -> None:
                 bar.update(job, advance=1, description=_describe(t, rows[-1]), refresh=True)
 
+            sink = RowSink(rows, lambda t, sol, peak: _row(t, sol, peak, time_limit), save, on_done)
             if executor == "ray" and runnable:
                 from opsrl.bench import ray_executor
 
-                meta["benchmark"]["cluster"] = ray_executor.drive(
-                    runnable, jobs, time_limit, rows, save, on_done, bar.refresh,
-                    make_row=lambda t, sol, peak: _row(t, sol, peak, time_limit), address=address,
-                    write_every_s=WRITE_EVERY_S)
+                meta["benchmark"]["cluster"] = ray_executor.drive(runnable, jobs, time_limit, sink, bar.refresh,
+                                                                  address=address)
             else:
-                _drive(runnable, jobs, time_limit, rows, save, on_done, bar.refresh)
+                _drive(runnable, jobs, time_limit, sink, bar.refresh)
     except BaseException:
         save()
         raise
@@ -147,11 +170,9 @@ def run_benchmark(instances: list[Any], solvers: list[str], *, time_limit: float
     return frame()
 
 
-def _drive(pending: deque[_Task], jobs: int, time_limit: float, rows: list[dict[str, Any]],
-           save: Callable[[], None], on_done: Callable[[_Task], None], tick: Callable[[], None]) -> None:
+def _drive(pending: deque[_Task], jobs: int, time_limit: float, sink: RowSink, tick: Callable[[], None]) -> None:
     """Keep ``jobs`` workers busy until ``pending`` is empty; kill them all if interrupted."""
     running: dict[Any, tuple[Worker, _Task]] = {}
-    last_write, unsaved = time.monotonic(), False
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -169,12 +190,8 @@ def _drive(pending: deque[_Task], jobs: int, time_limit: float, rows: list[dict[
                 except OpsrlError as exc:  # the solver refused the instance: a result, not a crash
                     sol, peak = Solution(Status.ERROR, wall_s=time.perf_counter() - worker.started,
                                          message=str(exc)), math.nan
-                rows.append(_row(task, sol, peak, time_limit))
-                unsaved = True
-                on_done(task)
-            if unsaved and time.monotonic() - last_write >= WRITE_EVERY_S:
-                save()
-                last_write, unsaved = time.monotonic(), False
+                sink.add(task, sol, peak)
+            sink.save_if_due()
             tick()
     finally:
         for worker, _ in running.values():

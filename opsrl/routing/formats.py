@@ -44,7 +44,6 @@ FIELDS = {
 }
 NATIVE_SUFFIX = {"tsp": ".tsp", "cvrp": ".vrp", "op": ".json", "kp": ".json"}
 SUFFIXES = {".tsp": "tsp", ".vrp": "cvrp"}
-MILP_SUFFIXES = (".mps", ".lp", ".mps.gz", ".lp.gz")  # opsrl.milp reads them (kept here: no SCIP import to sniff)
 # EXACT (unrounded Euclidean) has no TSPLIB name; opsrl writes it as EXACT_2D.
 FILE_WEIGHT_TYPE = {"EXACT": "EXACT_2D"}
 
@@ -54,8 +53,6 @@ def sniff_problem(path: Path) -> str | None:
     path = Path(path)
     if path.suffix in SUFFIXES:
         return SUFFIXES[path.suffix]
-    if path.name.lower().endswith(MILP_SUFFIXES):
-        return "milp"
     if path.suffix == ".json":
         try:
             obj = json.loads(path.read_text())
@@ -68,7 +65,9 @@ def sniff_problem(path: Path) -> str | None:
                 return str(z["problem"]) if "problem" in z.files else None
         except Exception as exc:
             raise InstanceFileError(path, f"not a readable .npz batch ({exc})") from None
-    return None
+    from opsrl.milp.problem import model_suffix  # light: no SCIP import
+
+    return "milp" if model_suffix(path) else None
 
 
 def load(problem: str, path: Path) -> list[Any]:

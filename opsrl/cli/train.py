@@ -52,10 +52,7 @@ def train(
     if problem in LABEL_ARRAYS:
         metrics = _train_routing(options)
     elif problem in FAMILY_TRAINERS:
-        import importlib
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        metrics = importlib.import_module(FAMILY_TRAINERS[problem]).train_from_options(options)
+        metrics = _train_family(options)
     else:
         from opsrl.core.errors import UsageError
 
@@ -90,6 +87,21 @@ def _train_routing(options: Any) -> Any:
     return launch(train_policy, options.nproc, problem=options.problem, data=options.data, out=options.out,
                   preset=preset, device=options.device, resume=options.resume, seed=options.seed,
                   progress=options.progress, **kwargs)
+
+
+def _train_family(options: Any) -> Any:
+    """A family's ``train_from_options``: in ``--nproc`` processes (``distributed.launch``; under torchrun in
+    this one) for the data-parallel trainers, here for the others (which reject ``--nproc`` themselves)."""
+    import importlib
+
+    from opsrl.core.distributed import launch
+    from opsrl.core.train_options import DATA_PARALLEL, FAMILY_TRAINERS
+
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    trainer = importlib.import_module(FAMILY_TRAINERS[options.problem]).train_from_options
+    if options.problem not in DATA_PARALLEL:
+        return trainer(options)
+    return launch(trainer, options.nproc, options=options)
 
 
 def _check_common(options: Any) -> None:

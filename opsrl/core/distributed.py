@@ -173,6 +173,7 @@ def launch(fn: Callable[..., Any], nproc: int, **kwargs: Any) -> Any:
             lines = [line for line in str(exc).strip().splitlines() if line.strip()]
             last = lines[-1] if lines else str(exc)
             if last.startswith("opsrl.core.errors."):  # the trainer's own one-line error, as a single process gives it
-                raise OpsrlError(last.split(": ", 1)[-1]) from None
+                name, _, message = last.partition(": ")
+                raise (UsageError if name == "opsrl.core.errors.UsageError" else OpsrlError)(message) from None
             raise OpsrlError(f"distributed training failed: {last}") from None
         return pickle.loads(Path(result).read_bytes())

@@ -20,6 +20,10 @@ FAMILY_TRAINERS: dict[str, str] = {
     "hydro": "opsrl.hydro.train",
 }
 
+# the families whose trainer is data parallel: ``opsrl train --nproc N`` runs its ``train_from_options``
+# in N processes (``opsrl.core.distributed.launch``), each taking its share of every global batch
+DATA_PARALLEL: frozenset[str] = frozenset({"milp", "inventory"})
+
 # option name -> the CLI flag that sets it, for error messages
 FLAGS: dict[str, str] = {
     "data": "--data", "distribution": "--distribution", "setting": "--setting", "policy": "--policy",

@@ -3,6 +3,12 @@ minimise the mean cost per period per store with Adam, backpropagating through t
 
 Early stopping on the dev scenarios (integer orders where demand is discrete, as at test), a
 learning-curve CSV beside the checkpoint, CPU or CUDA, and a rich progress bar on stderr.
+
+Data parallel (``opsrl train --nproc N`` or ``torchrun``): every process draws the same global batch
+of training scenarios each step and rolls its share through the simulator under
+DistributedDataParallel, the loss scaled so that the averaged gradient is the gradient of the global
+batch's mean cost. Rank 0 runs the dev checks, shows the progress bar and writes the curve and the
+checkpoint; its stop decisions and its clock (for a time budget) are shared, so all stop together.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsrl.core import distributed
 from opsrl.core.errors import UsageError
 from opsrl.core.registry import coerce
 from opsrl.inventory.problem import BUILTINS, InventoryInstance, build, load_setting
@@ -70,33 +77,47 @@ def dev_reference(inst: InventoryInstance) -> tuple[float | None, str]:
 def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig | None = None, *,
           device: str = "cpu", seed: int = 0, progress: bool = False, hidden: int = 64, layers: int = 2,
           rounds: int = 2, curve: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Train a policy on ``inst`` by HDPO; returns (the best-on-dev policy, metrics)."""
+    """Train a policy on ``inst`` by HDPO; returns (the best-on-dev policy, metrics).
+
+    In a process group (WORLD_SIZE > 1: ``opsrl train --nproc N``, torchrun) each process rolls its
+    share of every global batch of ``config.batch`` scenarios; rank 0's policy and metrics are the
+    run's (the other ranks return their last weights and no dev figures).
+    """
     import torch
 
     from opsrl.inventory.policy import PolicyConfig, make_policy
     from opsrl.inventory.problem import scenarios
-    from opsrl.inventory.simulator import Network, rollout, run_policy, set_threads
+    from opsrl.inventory.simulator import Network, run_policy, set_threads
 
     cfg = config or HDPOConfig()
     set_threads()
+    ctx = distributed.context(device)
     torch.manual_seed(seed)
-    net = Network(inst, device)
+    net = Network(inst, ctx.device)
     pconf = PolicyConfig(kind=policy_kind, hidden=hidden, layers=layers, rounds=rounds)
     policy = make_policy(pconf, net)
+    model = distributed.wrap(policy, ctx)  # DDP with several processes; checkpoints use policy
     train_d = torch.as_tensor(scenarios(inst, "train", cfg.train_scenarios), device=net.device)
     n_train = train_d.shape[0]
     batch = min(cfg.batch, n_train)
+    if batch < ctx.world:
+        raise UsageError(f"--batch {batch}: fewer scenarios per step than processes ({ctx.world}); "
+                         "each process needs at least one")
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    ref, ref_source = dev_reference(inst)
+    ref, ref_source = dev_reference(inst) if ctx.is_main else (None, "")
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    bar = _progress(progress, cfg.steps)
-    done, loss = 0, torch.zeros(())
+    bar = _progress(progress and ctx.is_main, cfg.steps)
+    done, loss, checked = 0, math.nan, 0
     track = {"best": math.inf, "state": None, "step": 0, "stale": 0, "t1": None}
 
     def check(step: int, train_loss: float) -> bool:
-        """Dev cost now; keeps the best weights; True when patience has run out."""
+        """Dev cost now (rank 0); keeps the best weights; True (in every process) when patience has run out."""
+        nonlocal checked
+        checked = step
+        if not ctx.is_main:
+            return distributed.all_sum(0.0, ctx) > 0
         policy.eval()
         dev, _ = run_policy(inst, policy.as_fn(net), "dev", device=str(net.device), record=False)
         elapsed = time.perf_counter() - t0
@@ -110,32 +131,31 @@ def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig 
                          state={k: v.detach().clone() for k, v in policy.state_dict().items()})
         else:
             track["stale"] += 1
-        return track["stale"] >= cfg.patience
+        return distributed.all_sum(float(track["stale"] >= cfg.patience), ctx) > 0
 
     for step in range(1, cfg.steps + 1):
-        # progress through the schedule: by steps, or by time when a time budget is set (then it ends early)
+        # progress through the schedule: by steps, or by time when a time budget is set (then it ends early);
+        # with several processes rank 0's clock decides for all
         frac = (step - 1) / cfg.steps
         if cfg.time_budget:
-            frac = max(frac, (time.perf_counter() - t0) / cfg.time_budget)
+            elapsed = time.perf_counter() - t0
+            if ctx.distributed:
+                elapsed = distributed.all_sum(elapsed if ctx.is_main else 0.0, ctx)
+            frac = max(frac, elapsed / cfg.time_budget)
         if frac >= 1.0:
             break
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (1.0 - (1.0 - cfg.lr_end / cfg.lr) * frac)
-        policy.train()
-        idx = torch.randperm(n_train, generator=gen)[:batch].to(net.device)
-        costs, _ = rollout(net, lambda s, t: policy(net, s), train_d[idx])
-        loss = costs.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        model.train()
+        loss = hdpo_step(model, net, train_d, torch.randperm(n_train, generator=gen)[:batch], opt, ctx)
         if bar is not None:
-            bar[0].update(bar[1], advance=1, description=f"hdpo {policy_kind} loss {float(loss.detach()):.4f}")
+            bar[0].update(bar[1], advance=1, description=f"hdpo {policy_kind} loss {loss:.4f}")
         done = step
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            if check(step, float(loss.detach())):
+            if check(step, loss):
                 break
-    if done and (not rows or rows[-1]["step"] != done):
-        check(done, float(loss.detach()))
+    if done and checked != done:
+        check(done, loss)
     if bar is not None:
         bar[0].stop()
     best, best_step, time_to_1pct = track["best"], track["step"], track["t1"]
@@ -143,7 +163,7 @@ def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig 
         policy.load_state_dict(track["state"])
     policy.eval()
     wall = time.perf_counter() - t0
-    if curve is not None:
+    if curve is not None and ctx.is_main:
         curve.parent.mkdir(parents=True, exist_ok=True)
         with open(curve, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["step", "wall_s", "train_loss", "dev_cost", "dev_gap_pct"])
@@ -152,8 +172,30 @@ def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig 
     metrics = {"best_dev_cost": best, "best_step": best_step, "steps": done, "wall_s": wall,
                "dev_reference": ref, "dev_reference_source": ref_source, "best_dev_gap_pct": 100.0 * (best - ref) / ref if ref else None,
                "time_to_1pct_dev_gap_s": time_to_1pct, "train_scenarios": n_train, "batch": batch,
-               "parameters": policy.num_parameters(), "device": str(net.device)}
+               "parameters": policy.num_parameters(), "device": str(net.device), "processes": ctx.world}
     return policy, metrics
+
+
+def hdpo_step(model: Any, net: Any, demand: Any, rows: Any, optimizer: Any,
+              ctx: distributed.Context | None = None) -> float:
+    """One Adam step on the training scenarios ``rows`` of ``demand`` (the global batch): the mean cost per
+    period per store over the global batch.
+
+    Each process of ``ctx`` rolls its share of the rows through the simulator with ``model`` (the
+    policy, wrapped by ``distributed.wrap``); the summed cost is scaled so that DDP's averaged gradient
+    is the gradient of the global batch's mean cost.
+    """
+    from opsrl.inventory.simulator import rollout
+
+    ctx = ctx or distributed.Context(device=str(net.device))
+    mine = distributed.shard(rows, ctx).to(net.device)
+    costs, _ = rollout(net, lambda s, t: model(net, s), demand[mine])
+    count = len(rows) * costs.shape[1]
+    total = costs.sum()
+    optimizer.zero_grad(set_to_none=True)
+    (total * (ctx.world / count)).backward()
+    optimizer.step()
+    return distributed.all_sum(float(total.detach()), ctx) / count
 
 
 def _progress(show: bool, total: int) -> Any:
@@ -180,8 +222,11 @@ def save_policy(policy: Any, inst: InventoryInstance, metrics: dict[str, Any], o
 
 
 def train_from_options(options: Any) -> dict[str, Any]:
-    """``opsrl train --problem inventory --setting S --policy mlp|symmetric|gnn --out CKPT``."""
-    options.reject("setting", "policy", "steps", "max_steps", "batch", "lr", "sets")
+    """``opsrl train --problem inventory --setting S --policy mlp|symmetric|gnn --out CKPT``.
+
+    Run in every process of a group (``opsrl train --nproc N`` launches them; torchrun too), it trains
+    data-parallel; rank 0 writes the checkpoint and the curve, and its metrics are the run's."""
+    options.reject("setting", "policy", "steps", "max_steps", "batch", "lr", "sets", "nproc")
     inst, extra = setting_from(options.setting, dict(options.sets))
     kind = options.policy or "mlp"
     from opsrl.inventory.policy import KINDS
@@ -205,16 +250,20 @@ def train_from_options(options: Any) -> dict[str, Any]:
                                      f"--set {key}"))
     from opsrl.core.device import choose_device
 
-    device = choose_device(options.device)
+    ctx = distributed.context(choose_device(options.device))
     out = Path(options.out)
     curve = out.with_suffix(".curve.csv")
-    policy, metrics = train(inst, kind, cfg, device=device, seed=options.seed, progress=options.progress,
+    policy, metrics = train(inst, kind, cfg, device=ctx.device, seed=options.seed, progress=options.progress,
                             curve=curve, **arch)
+    if not ctx.is_main:  # rank 0 writes
+        return metrics
     sets = " ".join(f"--set {k}={v}" for k, v in options.sets.items())
-    recipe = [f"opsrl train --problem inventory --setting {options.setting} --policy {kind} --steps {cfg.steps} "
-              f"--batch {cfg.batch} --lr {cfg.lr} --seed {options.seed} {sets} --out {out.name}".replace("  ", " ")]
+    nproc = f"--nproc {ctx.world}" if ctx.distributed else ""
+    recipe = [" ".join(f"opsrl train --problem inventory --setting {options.setting} --policy {kind} "
+                       f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr} --seed {options.seed} {sets} {nproc} "
+                       f"--out {out.name}".split())]
     path = save_policy(policy, inst, metrics, out, recipe,
                        {"steps": cfg.steps, "batch": cfg.batch, "lr": cfg.lr, "lr_end": cfg.lr_end,
                         "eval_every": cfg.eval_every, "patience": cfg.patience, "seed": options.seed,
-                        "instance": inst.name, "curve": curve.name})
+                        "instance": inst.name, "curve": curve.name, "processes": ctx.world})
     return {**metrics, "checkpoint": str(path), "curve": str(curve)}

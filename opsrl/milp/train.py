@@ -4,6 +4,13 @@ Reads the samples ``opsrl milp collect`` wrote (a torch-geometric dataset of nod
 Gasse's GCNN with cross-entropy on the expert's choice (Adam, batch 32, early stopping on validation
 top-1 accuracy), and for ``--policy hybrid`` then trains the hybrid's node MLP on the frozen GCNN's
 root embeddings. Reports top-1/5/10 accuracy.
+
+Data parallel (``opsrl train --nproc N`` or ``torchrun``): every process walks the same seeded order of
+global batches of ``batch`` samples and runs its share of each through DistributedDataParallel, the
+loss scaled so the averaged gradient is the single-process gradient of the global batch; validation is
+shared out the same way and summed over the processes, so every process takes the same early-stopping,
+learning-rate and time-budget decisions. Rank 0 trains the hybrid's MLP (a small, fast stage), logs and
+writes the checkpoints (weights without ``module.`` prefixes: they load anywhere).
 """
 
 from __future__ import annotations
@@ -11,14 +18,15 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, Dataset
-from torch_geometric.loader import DataLoader
+from torch_geometric.data import Batch, Data, Dataset
 
+from opsrl.core import distributed
 from opsrl.core.errors import OpsrlError, UsageError
 from opsrl.milp.collect import sample_dir
 from opsrl.milp.policy import GCNN, Hybrid, cross_entropy_topk
@@ -83,50 +91,91 @@ def fit_prenorm(model: GCNN, dataset: SampleDataset, n: int = 200) -> None:
     model.var_norm.fit(torch.cat([s.var for s in samples]))
 
 
-def run_gcnn_epoch(model: GCNN, loader: DataLoader, device: str, optimizer: Any = None) -> dict[str, float]:
-    """One pass over ``loader`` (training when an optimizer is given): mean loss and top-k accuracy."""
-    totals: dict[str, float] = {"loss": 0.0, "acc1": 0.0, "acc5": 0.0, "acc10": 0.0}
+def shard_batches(dataset: Dataset, order: torch.Tensor, batch: int, ctx: distributed.Context,
+                  fill: bool = True) -> Iterator[tuple[Batch, int, int]]:
+    """This process's share of each global batch of ``batch`` samples of ``dataset`` taken in ``order``:
+    (its samples as one batched graph, how many of them count, the global batch's size).
+
+    With one process the share is the whole batch. A share that is empty (fewer samples than processes)
+    is one sample that counts 0 when ``fill`` (a training step needs every process), else skipped.
+    """
+    for s in range(0, len(order), batch):
+        rows = order[s:s + batch]
+        mine = distributed.shard(rows, ctx)
+        if len(mine) == 0 and not fill:
+            continue
+        graphs = Batch.from_data_list([dataset[int(i)] for i in (mine if len(mine) else rows[:1])],
+                                      follow_batch=["cand_pos"])
+        yield graphs, len(mine), len(rows)
+
+
+def run_gcnn_epoch(model: Any, loader: Iterable[Any], device: str, optimizer: Any = None,
+                   ctx: distributed.Context | None = None) -> dict[str, float]:
+    """One pass over ``loader`` (training when an optimizer is given): mean loss and top-k accuracy.
+
+    ``loader`` yields batched graphs (a torch-geometric DataLoader, one process) or the triples of
+    ``shard_batches``; then the sums are taken over the processes of ``ctx``, so every process gets the
+    same figures, and in training (``model`` wrapped by ``distributed.wrap``) the loss is scaled so
+    that the averaged gradient is the gradient of the global batch's mean cross-entropy.
+    """
+    ctx = ctx or distributed.Context(device=device)
+    totals = {"loss": 0.0, "acc1": 0.0, "acc5": 0.0, "acc10": 0.0}
     n = 0
     model.train(optimizer is not None)
-    for batch in loader:
-        batch = batch.to(device)
+    for item in loader:
+        graphs, k, size = item if isinstance(item, tuple) else (item, item.num_graphs, item.num_graphs)
+        graphs = graphs.to(device)
         with torch.set_grad_enabled(optimizer is not None):
-            logits = model(batch.cons, batch.edge_index, batch.edge_attr, batch.var)[batch.cand_pos]
-            loss, acc = cross_entropy_topk(logits, batch.cand_pos_batch, batch.target)
+            logits = model(graphs.cons, graphs.edge_index, graphs.edge_attr, graphs.var)[graphs.cand_pos]
+            loss, acc = cross_entropy_topk(logits, graphs.cand_pos_batch, graphs.target)
         if optimizer is not None:
             optimizer.zero_grad()
-            loss.backward()
+            (loss * (k * ctx.world / size)).backward()
             optimizer.step()
-        k = batch.num_graphs
         n += k
         totals["loss"] += float(loss.detach()) * k
         for key, kk in (("acc1", 1), ("acc5", 5), ("acc10", 10)):
             totals[key] += acc[kk] * k
-    return {key: v / max(n, 1) for key, v in totals.items()}
+    count = distributed.all_sum(n, ctx)
+    return {key: distributed.all_sum(v, ctx) / max(count, 1) for key, v in totals.items()}
+
+
+def _past(start: float, max_seconds: float, ctx: distributed.Context) -> bool:
+    """Whether any process is past the time budget (the same answer in every process)."""
+    if not math.isfinite(max_seconds):
+        return False
+    return distributed.all_sum(float(time.perf_counter() - start > max_seconds), ctx) > 0
 
 
 def train_gcnn(train_set: SampleDataset, val_set: SampleDataset, device: str, epochs: int, batch: int, lr: float,
-               patience: int, seed: int, log: Any, emb: int = 64,
-               max_seconds: float = math.inf) -> tuple[GCNN, dict[str, Any]]:
+               patience: int, seed: int, log: Any, emb: int = 64, max_seconds: float = math.inf,
+               ctx: distributed.Context | None = None) -> tuple[GCNN, dict[str, Any]]:
     """Gasse's recipe: Adam, lr x0.2 after ``patience`` epochs without a better validation accuracy,
-    stop after ``2 * patience``; returns the best model by validation top-1 accuracy."""
+    stop after ``2 * patience``; returns the best model by validation top-1 accuracy.
+
+    In a process group (``ctx`` from ``distributed.context``) each process trains on its share of every
+    global batch of ``batch`` samples and validates its share of the validation set; the sums over the
+    processes make every decision the same everywhere. The model returned is the plain module.
+    """
+    ctx = ctx or distributed.Context(device=device)
     torch.manual_seed(seed)
     model = GCNN(emb)
     fit_prenorm(model, train_set)
     model.to(device)
+    ddp = distributed.wrap(model, ctx)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_set, batch_size=batch, shuffle=True, follow_batch=["cand_pos"], generator=gen)
-    val_loader = DataLoader(val_set, batch_size=batch, follow_batch=["cand_pos"])
+    val_order = torch.arange(len(val_set))
     best, best_state, since, history = -1.0, None, 0, []
     start = time.perf_counter()
     for epoch in range(epochs):
-        if epoch > 0 and time.perf_counter() - start > max_seconds:
+        if epoch > 0 and _past(start, max_seconds, ctx):
             log(f"gcnn: stopping after {epoch} epochs, past the time budget of {max_seconds:g} s")
             break
         t0 = time.perf_counter()
-        tr = run_gcnn_epoch(model, train_loader, device, opt)
-        va = run_gcnn_epoch(model, val_loader, device)
+        order = torch.randperm(len(train_set), generator=gen)
+        tr = run_gcnn_epoch(ddp, shard_batches(train_set, order, batch, ctx), device, opt, ctx)
+        va = run_gcnn_epoch(model, shard_batches(val_set, val_order, batch, ctx, fill=False), device, ctx=ctx)
         history.append({"epoch": epoch, "train": tr, "val": va, "seconds": time.perf_counter() - t0})
         log(f"gcnn epoch {epoch}: train loss {tr['loss']:.3f} acc1 {tr['acc1']:.3f} | val loss {va['loss']:.3f} "
             f"acc1 {va['acc1']:.3f} acc5 {va['acc5']:.3f} acc10 {va['acc10']:.3f} ({history[-1]['seconds']:.0f} s)")
@@ -229,12 +278,16 @@ def train_hybrid(gnn: GCNN, train_set: SampleDataset, val_set: SampleDataset, de
 def train_from_options(options: Any) -> dict[str, Any]:
     """``opsrl train --problem milp``: --distribution (or --data SAMPLE_FOLDER), --policy gcnn|hybrid,
     --epochs, --batch, --lr, --set patience=N, --set val=DIST (validation samples of another distribution), --set emb=N (GCNN
-    width, 64 as Gasse), --set hybrid_epochs=N, --set hybrid_batch=N, --set max_seconds=S (GCNN time budget)."""
+    width, 64 as Gasse), --set hybrid_epochs=N, --set hybrid_batch=N, --set max_seconds=S (GCNN time budget).
+
+    Run in every process of a group (``opsrl train --nproc N`` launches them; torchrun too) it trains
+    the GCNN data-parallel; rank 0 alone then trains the hybrid's MLP (on its frozen GCNN, a stage
+    small enough for one process), logs and writes the checkpoints. Rank 0's metrics are the run's."""
     from opsrl.core.checkpoint import save_checkpoint
     from opsrl.core.device import choose_device
     from opsrl.core.seeding import seed_everything
 
-    options.reject("distribution", "data", "policy", "epochs", "batch", "lr", "sets")
+    options.reject("distribution", "data", "policy", "epochs", "batch", "lr", "sets", "nproc")
     unknown = set(options.sets) - {"patience", "val", "hybrid_epochs", "hybrid_batch", "emb", "max_seconds"}
     if unknown:
         raise UsageError(f"--set {sorted(unknown)[0]}: milp training takes patience=, val=, hybrid_epochs=, hybrid_batch=, emb=, max_seconds=")
@@ -256,16 +309,21 @@ def train_from_options(options: Any) -> dict[str, Any]:
         raise OpsrlError(f"no validation samples for {name}: run `opsrl milp collect --split val ...` first")
     seed_everything(options.seed)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    device = choose_device(options.device)
+    ctx = distributed.context(choose_device(options.device))
+    device = ctx.device
     epochs, batch, lr = options.epochs or 20, options.batch or 32, options.lr or 1e-3
     patience = int(options.sets.get("patience", 3))
     emb = int(options.sets.get("emb", 64))
     max_seconds = float(options.sets.get("max_seconds", math.inf))
-    log = (lambda msg: print(msg, flush=True)) if options.progress else (lambda msg: None)
-    log(f"milp {kind}: {len(train_set)} training, {len(val_set)} validation samples on {device}")
+    log = (lambda msg: print(msg, flush=True)) if options.progress and ctx.is_main else (lambda msg: None)
+    log(f"milp {kind}: {len(train_set)} training, {len(val_set)} validation samples on {device}"
+        + (f" ({ctx.world} processes)" if ctx.distributed else ""))
     t0 = time.perf_counter()
-    gnn, gmetrics = train_gcnn(train_set, val_set, device, epochs, batch, lr, patience, options.seed, log, emb, max_seconds)
+    gnn, gmetrics = train_gcnn(train_set, val_set, device, epochs, batch, lr, patience, options.seed, log, emb,
+                               max_seconds, ctx)
     metrics: dict[str, Any] = {"gcnn_val": gmetrics["val"], "gcnn_epochs": len(gmetrics["history"])}
+    if not ctx.is_main:  # rank 0 trains the hybrid stage and writes
+        return _finite(metrics)
     model: Any = gnn
     if kind == "hybrid":
         h_epochs = int(options.sets.get("hybrid_epochs", 200))
@@ -275,13 +333,15 @@ def train_from_options(options: Any) -> dict[str, Any]:
     val = metrics["hybrid_val" if kind == "hybrid" else "gcnn_val"]
     metrics.update({"val_acc1": val["acc1"], "val_acc5": val["acc5"], "val_acc10": val["acc10"],
                     "train_samples": len(train_set), "val_samples": len(val_set),
-                    "train_seconds": time.perf_counter() - t0})
+                    "train_seconds": time.perf_counter() - t0, "processes": ctx.world})
+    nproc = f" --nproc {ctx.world}" if ctx.distributed else ""
     meta = {"problem": "milp", "kind": kind, "architecture": {"emb": emb}, "distribution": name, "metrics": metrics,
             "recipe": {"command": f"opsrl train --problem milp --distribution {name} --policy {kind} --epochs {epochs} "
                                   f"--batch {batch} --lr {lr:g} --seed {options.seed}"
                                   + "".join(f" --set {k}={v}" for k, v in sorted(options.sets.items()))
-                                  + f" --out {options.out}",
-                       "train_folders": [str(d) for d in train_dirs], "val_folders": [str(d) for d in val_dirs]}}
+                                  + f"{nproc} --out {options.out}",
+                       "train_folders": [str(d) for d in train_dirs], "val_folders": [str(d) for d in val_dirs],
+                       "processes": ctx.world}}
     path = save_checkpoint(options.out, model.cpu().state_dict(), meta)
     metrics["checkpoint"] = str(path)
     if kind == "hybrid":  # the GCNN stage is a policy too (run at every node): keep it beside the hybrid
@@ -291,4 +351,9 @@ def train_from_options(options: Any) -> dict[str, Any]:
                  "note": f"GCNN stage of the hybrid policy {path.name}"}
         gpath = path.with_name(path.stem + "_gcnn.safetensors")
         metrics["gcnn_checkpoint"] = str(save_checkpoint(gpath, gnn.cpu().state_dict(), gmeta))
+    return _finite(metrics)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics with non-finite numbers as None (JSON has no NaN)."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

@@ -21,6 +21,10 @@ from opsrl.hydro.problem import HydroSystem
 INF = pywraplp.Solver.infinity()
 RETRY_PARAMS = ("use_dual_simplex: true", "use_dual_simplex: false use_preprocessing: false",
                 "use_scaling: false")
+# GLOP can stall on a degenerate stage LP (seen on Bolivia after a few SDDP iterations: one solve ran for
+# over 10 minutes); a solve that takes longer than this is stopped and retried with RETRY_PARAMS
+SOLVE_TIME_LIMIT_S = 20.0
+CUT_TOL = 1e-6  # relative: a Benders cut this close to one already held is not added again
 
 
 @dataclass
@@ -50,11 +54,13 @@ class DispatchLP:
         solver = pywraplp.Solver.CreateSolver("GLOP")
         if solver is None:
             raise OpsrlError("OR-Tools GLOP is not available")
+        solver.SetTimeLimit(int(SOLVE_TIME_LIMIT_S * 1000))
         self.solver = solver
         obj = solver.Objective()
         self.v, self.q, self.s, self.g, self.d = [], [], [], [], []
         self.balance, self.targets = [], []
         self.cuts = []
+        self._cut_keys: list[np.ndarray] = []
         self.penalty = float(target_penalty if target_penalty is not None else default_penalty(s))
         for t in range(T):
             st = add_stage(solver, s, self.v[t - 1] if t > 0 else None, 1.0, targets, self.penalty)
@@ -104,8 +110,17 @@ class DispatchLP:
                 else:
                     row.SetBounds(float(vhat[t, i]), float(vhat[t, i]))
 
-    def add_cut(self, alpha: float, pi: np.ndarray) -> None:
-        """Future cost >= alpha + pi . v (v: the last stage's end volumes)."""
+    def add_cut(self, alpha: float, pi: np.ndarray) -> bool:
+        """Future cost >= alpha + pi . v (v: the last stage's end volumes); False (nothing added) when the
+        model already holds the same cut to within CUT_TOL: repeated cuts make the LP degenerate and
+        GLOP stalls on it."""
+        pi = np.asarray(pi, float)
+        key = np.concatenate([[alpha], pi])
+        if self._cut_keys:
+            held = np.asarray(self._cut_keys)
+            if (np.abs(held - key) <= CUT_TOL * np.maximum(1.0, np.abs(key))).all(axis=1).any():
+                return False
+        self._cut_keys.append(key)
         row = self.solver.Constraint(float(alpha), INF)
         row.SetCoefficient(self.theta, 1.0)
         scale = max(1.0, float(np.max(np.abs(pi))) if len(pi) else 1.0)
@@ -113,12 +128,13 @@ class DispatchLP:
             if abs(pi[i]) > 1e-9 * scale:  # drop dual round-off, which GLOP handles badly
                 row.SetCoefficient(var, -float(pi[i]))
         self.cuts.append(row)
+        return True
 
     # ---- solve
 
     def solve(self, duals: bool = True) -> LPResult:
         status = self.solver.Solve()
-        for params in RETRY_PARAMS:  # rare GLOP trouble (status ABNORMAL): retry with other algorithms
+        for params in RETRY_PARAMS:  # rare GLOP trouble (ABNORMAL, or stalled past the limit): other algorithms
             if status == pywraplp.Solver.OPTIMAL:
                 break
             self.solver.SetSolverSpecificParametersAsString(params)

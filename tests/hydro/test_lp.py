@@ -77,3 +77,18 @@ def test_sddp_lower_bound_meets_the_scenario_tree_optimum(shared_data):
     assert algo.log.lower_bounds[-1] == pytest.approx(exact, rel=1e-7)
     assert all(b <= exact * (1 + 1e-9) for b in algo.log.lower_bounds)
     assert np.all(np.diff(algo.log.lower_bounds) >= -1e-6 * exact)
+
+
+def test_a_repeated_benders_cut_is_not_added_twice():
+    """Repeated cuts make the stage LP degenerate (GLOP stalled for minutes on Bolivia): the LP keeps one."""
+    system = synthetic_system(seed=0)
+    lp = DispatchLP(system, 1, future_cost=True)
+    pi = np.linspace(-3.0, -1.0, system.n_hydro)
+    assert lp.add_cut(100.0, pi)
+    assert not lp.add_cut(100.0 * (1 + 1e-9), pi.copy())  # the same cut up to round-off
+    assert lp.add_cut(101.0, pi) and lp.add_cut(100.0, pi * 2)  # a different cut is kept
+    assert len(lp.cuts) == 3
+    lp.set_state(system.v0)
+    lp.set_inflows(np.ones(system.n_hydro))
+    r = lp.solve()
+    assert r.objective >= 101.0 + float(pi @ r.v[0]) - 1e-6  # the future cost honours the cuts

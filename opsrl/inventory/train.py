@@ -61,14 +61,25 @@ TRAIN_SETS = ("hidden", "layers", "rounds", "eval_every", "patience", "train_sce
 
 
 def dev_reference(inst: InventoryInstance) -> tuple[float | None, str]:
-    """What dev costs are compared with: the optimal (DP) policy's cost on the same dev scenarios where
-    the DP applies (one store, lost sales, Poisson), else the instance's reference value."""
-    from opsrl.inventory.solvers import dp_applies, dp_policy
+    """What dev costs are compared with, on the same dev scenarios where a reference policy exists: the
+    optimal (DP) policy for one store with lost sales and Poisson demand, Clark-Scarf echelon stock for a
+    backlogged chain (optimal there); else the instance's reference value (another sample's figure)."""
+    from opsrl.core.errors import UsageError as NotAChain
     from opsrl.inventory.simulator import Network, run_policy
+    from opsrl.inventory.solvers import base_stock_policy, clark_scarf_levels, dp_applies, dp_policy, serial_chain
 
     if dp_applies(inst):
         cost, _ = run_policy(inst, dp_policy(inst, Network(inst)), "dev", record=False)
         return cost, "DP optimum on the dev scenarios"
+    if not inst.lost_sales:
+        try:
+            serial_chain(inst)
+        except NotAChain:
+            pass
+        else:
+            policy = base_stock_policy(Network(inst), clark_scarf_levels(inst))
+            cost, _ = run_policy(inst, policy, "dev", record=False)
+            return cost, "Clark-Scarf echelon stock on the dev scenarios"
     if inst.reference is not None:
         return inst.reference.value, inst.reference.source
     return None, ""

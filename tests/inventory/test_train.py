@@ -77,3 +77,18 @@ def test_train_cli_writes_checkpoint(cli, tmp_path):
     assert code == 0, err
     assert out.is_file() and out.with_suffix(".json").is_file() and out.with_suffix(".curve.csv").is_file()
     torch.manual_seed(0)
+
+
+def test_dev_gaps_are_taken_against_a_reference_policy_on_the_same_dev_scenarios():
+    """A backlogged chain is measured against Clark-Scarf echelon stock simulated on the dev scenarios, not
+    against the published figure of another sample (on the serial dev set they differ by 0.8 %)."""
+    from opsrl.inventory.simulator import Network, run_policy
+    from opsrl.inventory.solvers import base_stock_policy, clark_scarf_levels
+    from opsrl.inventory.train import dev_reference
+
+    inst = build("serial", dev_scenarios=256)
+    value, source = dev_reference(inst)
+    assert "echelon stock on the dev scenarios" in source
+    expected, _ = run_policy(inst, base_stock_policy(Network(inst), clark_scarf_levels(inst)), "dev", record=False)
+    assert value == pytest.approx(expected, rel=1e-9)
+    assert dev_reference(build("one_warehouse", n_stores=3)) == (None, "")  # no reference policy, no published figure

@@ -87,8 +87,9 @@ def dev_reference(inst: InventoryInstance) -> tuple[float | None, str]:
 
 def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig | None = None, *,
           device: str = "cpu", seed: int = 0, progress: bool = False, hidden: int = 64, layers: int = 2,
-          rounds: int = 2, curve: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Train a policy on ``inst`` by HDPO; returns (the best-on-dev policy, metrics).
+          rounds: int = 2, curve: Path | None = None, init: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train a policy on ``inst`` by HDPO; returns (the best-on-dev policy, metrics). ``init``: a state dict
+    of the same architecture to start from (a warm start: fresh optimiser and schedule).
 
     In a process group (WORLD_SIZE > 1: ``opsrl train --nproc N``, torchrun) each process rolls its
     share of every global batch of ``config.batch`` scenarios; rank 0's policy and metrics are the
@@ -107,6 +108,8 @@ def train(inst: InventoryInstance, policy_kind: str = "mlp", config: HDPOConfig 
     net = Network(inst, ctx.device)
     pconf = PolicyConfig(kind=policy_kind, hidden=hidden, layers=layers, rounds=rounds)
     policy = make_policy(pconf, net)
+    if init is not None:
+        policy.load_state_dict(init)
     model = distributed.wrap(policy, ctx)  # DDP with several processes; checkpoints use policy
     train_d = torch.as_tensor(scenarios(inst, "train", cfg.train_scenarios), device=net.device)
     n_train = train_d.shape[0]
@@ -237,9 +240,21 @@ def train_from_options(options: Any) -> dict[str, Any]:
 
     Run in every process of a group (``opsrl train --nproc N`` launches them; torchrun too), it trains
     data-parallel; rank 0 writes the checkpoint and the curve, and its metrics are the run's."""
-    options.reject("setting", "policy", "steps", "max_steps", "batch", "lr", "sets", "nproc")
+    options.reject("setting", "policy", "steps", "max_steps", "batch", "lr", "sets", "nproc", "resume")
     inst, extra = setting_from(options.setting, dict(options.sets))
-    kind = options.policy or "mlp"
+    init, resumed = None, None
+    if options.resume is not None:  # a warm start from that checkpoint's weights and architecture
+        from opsrl.inventory.policy import load_policy
+
+        start, meta, resumed = load_policy(inst, options.resume)
+        held = meta["architecture"]
+        if options.policy not in (None, held["kind"]):
+            raise UsageError(f"--policy {options.policy}: --resume {options.resume} holds a {held['kind']} policy")
+        if clash := sorted(k for k in ("hidden", "layers", "rounds") if k in extra and int(extra[k]) != held[k]):
+            raise UsageError(f"--set {clash[0]}={extra[clash[0]]}: --resume {options.resume} has {clash[0]}={held[clash[0]]}")
+        init = start.state_dict()
+        extra = {**{k: str(held[k]) for k in ("hidden", "layers", "rounds")}, **extra}
+    kind = options.policy or (held["kind"] if init is not None else "mlp")
     from opsrl.inventory.policy import KINDS
 
     if kind not in KINDS:
@@ -265,16 +280,19 @@ def train_from_options(options: Any) -> dict[str, Any]:
     out = Path(options.out)
     curve = out.with_suffix(".curve.csv")
     policy, metrics = train(inst, kind, cfg, device=ctx.device, seed=options.seed, progress=options.progress,
-                            curve=curve, **arch)
+                            curve=curve, init=init, **arch)
     if not ctx.is_main:  # rank 0 writes
         return metrics
     sets = " ".join(f"--set {k}={v}" for k, v in options.sets.items())
     nproc = f"--nproc {ctx.world}" if ctx.distributed else ""
     recipe = [" ".join(f"opsrl train --problem inventory --setting {options.setting} --policy {kind} "
                        f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr} --seed {options.seed} {sets} {nproc} "
-                       f"--out {out.name}".split())]
+                       f"{'--resume ' + resumed.name if resumed else ''} --out {out.name}".split())]
+    if resumed is not None:  # the run that made the starting weights comes first
+        recipe = list(meta.get("reproduce", [])) + recipe
     path = save_policy(policy, inst, metrics, out, recipe,
                        {"steps": cfg.steps, "batch": cfg.batch, "lr": cfg.lr, "lr_end": cfg.lr_end,
                         "eval_every": cfg.eval_every, "patience": cfg.patience, "seed": options.seed,
-                        "instance": inst.name, "curve": curve.name, "processes": ctx.world})
+                        "instance": inst.name, "curve": curve.name, "processes": ctx.world,
+                        "resumed_from": resumed.name if resumed else None})
     return {**metrics, "checkpoint": str(path), "curve": str(curve)}

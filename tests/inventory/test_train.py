@@ -92,3 +92,27 @@ def test_dev_gaps_are_taken_against_a_reference_policy_on_the_same_dev_scenarios
     expected, _ = run_policy(inst, base_stock_policy(Network(inst), clark_scarf_levels(inst)), "dev", record=False)
     assert value == pytest.approx(expected, rel=1e-9)
     assert dev_reference(build("one_warehouse", n_stores=3)) == (None, "")  # no reference policy, no published figure
+
+
+def test_resume_warm_starts_from_a_checkpoint(cli, tmp_path):
+    """--resume continues from the checkpoint's weights and architecture; a clashing --policy is one line, exit 2."""
+    import json
+
+    small = dict(n_stores=3, train_scenarios=256, dev_scenarios=128, test_scenarios=32, warmup=5, periods=20,
+                 test_warmup=10, test_periods=40, hidden=8, eval_every=1)  # warm-ups first: each --set is checked
+    sets = [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
+    first = tmp_path / "first.safetensors"
+    code, out, err = cli("train", "-p", "inventory", "--setting", "one_warehouse", "--policy", "symmetric", "--steps", "30",
+                         "--batch", "64", "--lr", "1e-2", *sets, "--out", first, "--json")
+    assert code == 0, err
+    trained = json.loads(out)["best_dev_cost"]
+    code, out, err = cli("train", "-p", "inventory", "--setting", "one_warehouse", "--steps", "1", "--batch", "64",
+                         "--lr", "1e-9", *sets, "--resume", first, "--out", tmp_path / "second", "--json")
+    assert code == 0, err
+    assert json.loads(out)["best_dev_cost"] == pytest.approx(trained, rel=1e-5)  # the same weights, not a fresh start
+    meta = json.loads((tmp_path / "second.json").read_text())
+    assert meta["architecture"]["kind"] == "symmetric" and meta["training"]["resumed_from"] == "first.safetensors"
+    assert len(meta["reproduce"]) == 2  # the run that made the starting weights, then this one
+    code, _, err = cli("train", "-p", "inventory", "--setting", "one_warehouse", "--policy", "gnn", *sets,
+                       "--resume", first, "--out", tmp_path / "third")
+    assert code == 2 and "holds a symmetric policy" in err and "Traceback" not in err

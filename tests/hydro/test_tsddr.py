@@ -60,3 +60,17 @@ def test_checkpoint_round_trip_and_solver(tmp_path):
     other = HYDRO.override(inst, "load_scale", "1.1")
     with pytest.raises(Exception, match="trained on system"):
         load_policy(path, other)
+
+
+def test_the_shipped_bolivia_rule_beats_myopic_on_the_same_paths(shared_data):
+    """`opsrl solve --problem hydro --instance bolivia --solver tsddr` uses the shipped checkpoint (trained
+    780 s on the full 126-stage case), and it is far cheaper than myopic dispatch on the same inflow paths."""
+    from opsrl.hydro.problem import builtin_instance
+    from opsrl.hydro.solvers import solve_myopic, solve_tsddr
+
+    inst = HYDRO.override(builtin_instance("bolivia"), "scenarios", "4")
+    sol = solve_tsddr(inst, time_limit=60, seed=0)
+    assert sol.stats["checkpoint"] == "hydro_bolivia.safetensors" and "trained_here_s" not in sol.stats
+    tsddr = HYDRO.evaluate(inst, sol.data)
+    myopic = HYDRO.evaluate(inst, solve_myopic(inst, time_limit=60, seed=0).data)
+    assert tsddr.feasible and tsddr.objective < 0.9 * myopic.objective

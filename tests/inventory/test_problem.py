@@ -85,3 +85,12 @@ def test_evaluate_checks_shape_sign_and_integrality():
     assert "integers" in INVENTORY.evaluate(inst, (good + 0.5).tolist()).violations[0]
     assert "negative" in INVENTORY.evaluate(inst, (good - 10).tolist()).violations[0]
     assert not INVENTORY.evaluate(inst, {"encoding": "zlib-base64", "orders": "!!"}).feasible
+
+
+@pytest.mark.parametrize("lead_time", [1, 4, 20])
+def test_training_episodes_outlast_the_lead_time(lead_time):
+    """Orders placed in the dev window reach their cost inside the episode, at every lead time."""
+    for setting in ("one_store_backlog", "one_store_lost"):
+        inst = build(setting, p=4, lead_time=lead_time)
+        assert inst.warmup > lead_time + 1  # the start-up pipeline has flushed before costs count
+        assert inst.periods - inst.warmup > lead_time + 1  # orders of the dev window land inside it

@@ -256,7 +256,7 @@ def table(part: str) -> str:
                          f"{100 * (hd - cf) / cf:.2f} % |")
     elif part == "warehouse":
         lines += ["| stores | train scenarios | MLP | GNN | GNN vs MLP | base-stock |", "|---|---|---|---|---|---|"]
-        for key0, row in sorted(data.items()):
+        for key0, row in sorted(data.items(), key=lambda kv: int(kv[0][1:])):  # by store count
             counts = sorted({int(k.split("_")[1]) for k in row if "_" in k and k.split("_")[0] in ("mlp", "gnn")})
             for c in counts:
                 m = row.get(f"mlp_{c}", {}).get("hdpo", {}).get("objective")

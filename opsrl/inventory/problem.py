@@ -465,8 +465,10 @@ class Inventory(Problem):
             new = coerce(value, 0.0 if key in ("p", "h", "mean", "std") else 0, f"--set {key}")
             if isinstance(new, (int, float)) and new < 0:
                 raise UsageError(f"--set {key}={value}: expected a non-negative number")
-            params = {**instance.params, **{k: getattr(instance, k) for k in SIZE_FIELDS}, key: new}
-            return build(instance.setting, **params)
+            # sizes set explicitly are kept; the others follow the new parameters (episodes grow with the lead time)
+            base = build(instance.setting, **instance.params)
+            sizes = {k: getattr(instance, k) for k in SIZE_FIELDS if getattr(instance, k) != getattr(base, k)}
+            return build(instance.setting, **{**instance.params, **sizes, key: new})
         if key == "reference":
             return dataclasses.replace(instance, reference=Reference(float(coerce(value, 0.0, "--set reference")),
                                                                      "--set reference"))

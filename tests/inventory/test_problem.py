@@ -91,6 +91,11 @@ def test_evaluate_checks_shape_sign_and_integrality():
 def test_training_episodes_outlast_the_lead_time(lead_time):
     """Orders placed in the dev window reach their cost inside the episode, at every lead time."""
     for setting in ("one_store_backlog", "one_store_lost"):
-        inst = build(setting, p=4, lead_time=lead_time)
+        built = build(setting, p=4, lead_time=lead_time)
+        overridden = INVENTORY.override(build(setting, p=4), "lead_time", str(lead_time))  # as --set does it
+        assert (overridden.periods, overridden.warmup) == (built.periods, built.warmup)
+        inst = built
         assert inst.warmup > lead_time + 1  # the start-up pipeline has flushed before costs count
         assert inst.periods - inst.warmup > lead_time + 1  # orders of the dev window land inside it
+    explicit = INVENTORY.override(build("one_store_backlog", p=4), "periods", "70")
+    assert INVENTORY.override(explicit, "lead_time", str(lead_time)).periods == 70  # a size set by hand stays

@@ -178,7 +178,7 @@ def _drive(pending: deque[_Task], jobs: int, time_limit: float, sink: RowSink, t
             while pending and len(running) < jobs:
                 task = pending.popleft()
                 worker = start_worker(task.spec, task.instance, time_limit, task.seed, task.options)
-                running[worker.conn] = (worker, task)
+                running[worker.conn] = (worker, task)  # at once: an interrupt from here on kills it below
             now = time.perf_counter()
             timeout = min([0.5, *(w.deadline - now for w, _ in running.values() if w.deadline is not None)])
             ready = set(wait(list(running), max(0.0, timeout)))

@@ -198,11 +198,16 @@ def start_worker(spec: SolverSpec, instance: Any, time_limit: float | None, seed
     proc = ctx.Process(target=_child, args=(send, (spec.problem, spec.name), instance, time_limit, seed, options),
                        daemon=True)
     t0 = time.perf_counter()
-    proc.start()
-    send.close()
-    startup = TORCH_STARTUP_S if spec.needs_torch else 0.0
-    deadline = None if time_limit is None else t0 + startup + time_limit + grace_seconds(time_limit)
-    return Worker(recv, proc, t0, deadline, time_limit)
+    try:
+        proc.start()
+        send.close()
+        startup = TORCH_STARTUP_S if spec.needs_torch else 0.0
+        deadline = None if time_limit is None else t0 + startup + time_limit + grace_seconds(time_limit)
+        return Worker(recv, proc, t0, deadline, time_limit)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) while starting: the caller never sees it, so kill it here
+        if proc.pid is not None:
+            _kill(proc)
+        raise
 
 
 def finish_worker(worker: Worker) -> tuple[Solution, float]:

@@ -64,7 +64,6 @@ def dev_reference(inst: InventoryInstance) -> tuple[float | None, str]:
     """What dev costs are compared with, on the same dev scenarios where a reference policy exists: the
     optimal (DP) policy for one store with lost sales and Poisson demand, Clark-Scarf echelon stock for a
     backlogged chain (optimal there); else the instance's reference value (another sample's figure)."""
-    from opsrl.core.errors import UsageError as NotAChain
     from opsrl.inventory.simulator import Network, run_policy
     from opsrl.inventory.solvers import base_stock_policy, clark_scarf_levels, dp_applies, dp_policy, serial_chain
 
@@ -74,7 +73,7 @@ def dev_reference(inst: InventoryInstance) -> tuple[float | None, str]:
     if not inst.lost_sales:
         try:
             serial_chain(inst)
-        except NotAChain:
+        except UsageError:  # not a single chain
             pass
         else:
             policy = base_stock_policy(Network(inst), clark_scarf_levels(inst))

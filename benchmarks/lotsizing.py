@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import shutil
 import statistics
 import time
@@ -114,6 +115,18 @@ def train_run(setting: str, algo: str, seed: int, steps: int) -> dict:
                 "decide_ms_per_period": res.stats.get("decide_ms_per_period")}
 
     return _cached(OUT / "runs" / f"{setting}_{algo}_s{seed}_{steps}.json", make)
+
+
+def _train_all(runs: list[tuple], jobs: int):
+    """Yield each training run's record (cached ones at once); ``jobs`` > 1 trains in worker processes."""
+    if jobs <= 1:
+        for run in runs:
+            yield train_run(*run)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(train_run, *zip(*runs)) if runs else ()
 
 
 def solver_run(setting: str, solver: str, params: dict, time_limit: float) -> dict:
@@ -254,6 +267,7 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only print the tables from cached runs")
     ap.add_argument("--ship", action="store_true", help="copy each setting's seed-0 PDPPO checkpoint to opsrl/weights")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3200 steps, 1 MIP scenario")
+    ap.add_argument("--jobs", type=int, default=1, help="training runs in parallel (one torch thread each)")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.steps, args.mip_scenarios, args.pi_time, args.rolling_step_time = 1, 3200, 1, 5.0, 0.05
@@ -261,11 +275,11 @@ def main() -> None:
         for setting in args.settings:
             t0 = time.perf_counter()
             solver_run(setting, "heuristic", {}, 600)
-            for seed in range(0 if args.skip_train else args.seeds):
-                for algo in ("pdppo", "ppo"):
-                    r = train_run(setting, algo, seed, args.steps)
-                    print(f"{setting} {algo} seed {seed}: test cost {r['objective']:.0f} "
-                          f"(train {r['metrics']['wall_s']:.0f} s)", flush=True)
+            runs = [(setting, algo, seed, args.steps) for seed in range(0 if args.skip_train else args.seeds)
+                    for algo in ("pdppo", "ppo")]
+            for r in _train_all(runs, args.jobs):
+                print(f"{setting} {r['algo']} seed {r['seed']}: test cost {r['objective']:.0f} "
+                      f"(train {r['metrics']['wall_s']:.0f} s)", flush=True)
             if not args.skip_mip:
                 k = args.mip_scenarios
                 solver_run(setting, "pi-mip", {"scenarios": k, "scenario_time": args.pi_time}, k * args.pi_time * 3 + 60)

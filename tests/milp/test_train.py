@@ -32,6 +32,36 @@ def test_collect_is_resumable(toy_samples):
     assert again["episodes_run"] == 0 and again["samples"] == first["samples"]
 
 
+def test_samples_hold_the_strong_branching_choice(toy_samples):
+    """Every sample's target is the candidate with the best finite strong-branching score."""
+    import numpy as np
+
+    from opsrl.milp.collect import sample_dir
+
+    files = sorted(p for p in sample_dir("sc-toy", "train").glob("*.npz") if not p.stem.endswith("_root"))
+    assert files
+    for path in files:
+        with np.load(path) as z:
+            scores, target = z["scores"], int(z["target"])
+        assert np.isfinite(scores[target]) and scores[target] == scores[np.isfinite(scores)].max()
+
+
+def test_strong_branching_limit_follows_scip_fullstrong():
+    """The per-child LP iteration limit is SCIP's full-strong default: 2 x mean node LP iterations in [10, 500]."""
+    from types import SimpleNamespace
+
+    from opsrl.milp.collect import strong_branching_itlim
+
+    def fake(lps, iters, nodes):
+        return SimpleNamespace(getNLPs=lambda: lps, getNNodeLPIterations=lambda: iters,
+                               getNLPIterations=lambda: iters, getNNodes=lambda: nodes)
+
+    assert strong_branching_itlim(fake(10, 1000, 1000)) == int(2 * 100 * 1.02)
+    assert strong_branching_itlim(fake(100, 5, 1000)) == 10
+    assert strong_branching_itlim(fake(1, 10, 1)) == 2 * 10 * 21  # early in the tree: (1 + 20 / nodes)
+    assert strong_branching_itlim(fake(1, 10_000, 1)) == 500
+
+
 def test_samples_read_as_graphs(toy_samples):
     from opsrl.milp.collect import sample_dir
     from opsrl.milp.train import SampleDataset

@@ -195,23 +195,42 @@ def _pick_scenarios(instance: LotSizingSetting, scenarios: int) -> list[int]:
     return list(range(count))
 
 
+def _cheapest(setting: LotSizingSetting, s: int, plans: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """The plan (T, m) among ``plans`` with the least simulated cost on test scenario ``s``, and that cost."""
+    sc = setting.scenarios
+    k = len(plans)
+    costs = simulate(setting, np.stack(plans), np.repeat(sc.inventory[s][None], k, 0),
+                     np.repeat(sc.setup[s][None], k, 0), np.repeat(sc.demand[s][None], k, 0))["total"]
+    best = int(np.argmin(costs))
+    return plans[best], float(costs[best])
+
+
+WARM_STARTS = ("rolling", "heuristic")
+
+
 @register_solver(["lotsizing"], "pi-mip", "perfect-information MIP per test scenario (SCIP): a lower bound",
                  exact=True)
 def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: int, scenarios: int = 10,
-                 scenario_time: float = 0.0) -> Solution:
+                 scenario_time: float = 0.0, warm: str = "rolling", warm_horizon: int = 5,
+                 warm_step_time: float = 0.1) -> Solution:
     """Solve each of the first ``scenarios`` test scenarios with its whole demand path known.
 
-    ``scenario_time`` (s) per scenario; 0 splits 80 % of the time limit evenly. The heuristic's plan is the
-    warm start, so every scenario has a plan; stats["bound"] is the mean SCIP dual bound (valid for
-    any policy on those scenarios; weak unless the model is solved to optimality: the LP relaxation of
-    the setup variables is loose), the objective is the simulated cost of the best plans found.
+    ``scenario_time`` (s) per scenario; 0 splits 80 % of the time limit evenly. The warm start is the
+    heuristic's plan or (``warm=rolling``, the default) the cheaper of it and a rolling-horizon plan that
+    sees the true demand ``warm_horizon`` periods ahead (``warm_step_time`` s per MIP, at most half the
+    scenario's time), so every scenario has a plan and SCIP starts from a good one. stats["bound"] is the
+    mean SCIP dual bound (valid for any policy on those scenarios; weak unless the model is solved to
+    optimality: the LP relaxation of the setup variables is loose); the objective is the simulated cost of
+    the best plans found, a perfect-information benchmark that no policy is expected to reach.
     """
+    if warm not in WARM_STARTS:
+        raise UsageError(f"--param warm={warm}: expected one of {', '.join(WARM_STARTS)}")
     idx = _pick_scenarios(instance, scenarios)
     limit = time_limit if time_limit is not None else 60.0 * len(idx)
     per = scenario_time if scenario_time > 0 else 0.8 * limit / len(idx)
     sc = instance.scenarios
-    warm = run_policy(DaysOfSupply(), instance, sc.inventory[idx], sc.setup[idx], sc.demand[idx])
-    plans, bounds, objs, statuses = [], [], [], []
+    heur = run_policy(DaysOfSupply(), instance, sc.inventory[idx], sc.setup[idx], sc.demand[idx])
+    plans, bounds, objs, statuses, warm_costs = [], [], [], [], []
     t0 = time.perf_counter()
     done: list[int] = []
     for k, s in enumerate(idx):
@@ -220,27 +239,62 @@ def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: 
         if k and left < 1.2 * last:  # the next scenario would not fit: stop with the ones done
             break
         budget = min(per, max(left / (len(idx) - k) - 0.5, 0.05))  # model building eats into the limit too
+        start_s = time.perf_counter()
+        start = heur[k]
+        if warm == "rolling":
+            demand = sc.demand[s]
+            rolled, _ = roll(instance, sc.inventory[s], sc.setup[s], demand, lambda t, h: demand[t:t + h],
+                             horizon=warm_horizon, step_time=warm_step_time, seed=seed,
+                             deadline=start_s + budget / 2)
+            start, _ = _cheapest(instance, s, [rolled, heur[k]])
+        _, start_cost = _cheapest(instance, s, [start])
+        budget = max(budget - (time.perf_counter() - start_s), 0.05)
         plan, obj, bound, status = plan_mip(instance, sc.inventory[s], sc.setup[s], sc.demand[s],
-                                                 time_limit=budget, seed=seed, hint=warm[k])
-        if plan is not None:  # keep the MIP plan unless it simulates worse than its warm start
-            pair = np.stack([plan, warm[k]])
-            sim = simulate(instance, pair, np.repeat(sc.inventory[s][None], 2, 0), np.repeat(sc.setup[s][None], 2, 0),
-                           np.repeat(sc.demand[s][None], 2, 0))["total"]
-            plan = plan if sim[0] <= sim[1] else warm[k]
-        plans.append(plan if plan is not None else warm[k])
+                                            time_limit=budget, seed=seed, hint=start)
+        # keep the MIP plan unless it simulates worse than its warm start (the model may discard stock)
+        plans.append(_cheapest(instance, s, [plan, start])[0] if plan is not None else start)
         bounds.append(bound)
         objs.append(obj)
         statuses.append(status)
+        warm_costs.append(start_cost)
         done.append(s)
     idx = done
     all_opt = all(s == "optimal" for s in statuses) and len(done) == len(_pick_scenarios(instance, scenarios))
     stats = {"bound": float(np.mean(bounds)), "scenarios": idx, "scenario_bounds": bounds, "mip_objectives": objs,
+             "warm_start": warm, "warm_start_costs": warm_costs,
              "mip_status": {s: statuses.count(s) for s in set(statuses)}, "scenario_time_s": per,
              "solver_s": time.perf_counter() - t0, "solver": "scip"}
     message = (f"perfect-information plans on test scenarios 0..{idx[-1]} ({len(idx)} of {sc.count}); "
                f"{statuses.count('optimal')} proven optimal within {per:.2g} s each")
     return Solution(Status.OPTIMAL if all_opt else Status.TIMEOUT, encode_actions(instance, np.stack(plans), idx),
                     stats=stats, message=message)
+
+
+def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray,
+         forecast: Any, *, horizon: int, step_time: float, seed: int = 0,
+         deadline: float = float("inf")) -> tuple[np.ndarray, dict[str, int]]:
+    """Rolling-horizon plan (T, m) of one scenario: each period plan ``forecast(t, h)`` (h, n) ahead from the
+    current state, apply the first period, meet the real ``demand`` (T, n), roll. Past ``deadline``
+    (perf_counter) the heuristic decides the rest. Returns (choices, MIP status counts)."""
+    heur = DaysOfSupply()
+    T = len(demand)
+    actions = np.zeros((T, setting.n_machines), dtype=np.int64)
+    statuses: dict[str, int] = {}
+    inv, stp = inventory[None].copy(), setup[None].copy()
+    for t in range(T):
+        h = min(horizon, T - t)
+        hint = np.repeat(heur.act(setting, inv, stp), h, axis=0)
+        if time.perf_counter() > deadline:
+            plan, status = None, "heuristic fallback"
+        else:
+            plan, _, _, status = plan_mip(setting, inv[0], stp[0], forecast(t, h), time_limit=step_time, seed=seed,
+                                          hint=hint)
+        statuses[status] = statuses.get(status, 0) + 1
+        a = plan[:1] if plan is not None else hint[:1]
+        actions[t] = a[0]
+        post, stp, _ = post_decision(setting, inv, stp, a, check=False)
+        inv, _, _ = demand_step(setting, post, demand[t][None])
+    return actions, statuses
 
 
 @register_solver(["lotsizing"], "rolling-mip", "rolling-horizon MIP on expected demand: plan H periods, apply the first")
@@ -257,35 +311,23 @@ def solve_rolling_mip(instance: LotSizingSetting, *, time_limit: float | None, s
     per = step_time if step_time > 0 else 0.7 * limit / (len(idx) * T)
     mu = np.full((horizon, instance.n_items), int(round(mean_demand(instance.demand))), dtype=np.int64)
     sc = instance.scenarios
-    heur = DaysOfSupply()
     actions = np.zeros((len(idx), T, instance.n_machines), dtype=np.int64)
     statuses: dict[str, int] = {}
     t0 = time.perf_counter()
     done: list[int] = []
-    fallback = 0
     for k, s in enumerate(idx):
         left = limit - (time.perf_counter() - t0)
         if k and left < 1.2 * (time.perf_counter() - t0) / k:  # the next scenario would not fit
             break
-        inv, stp = sc.inventory[s][None].copy(), sc.setup[s][None].copy()
-        for t in range(T):
-            h = min(horizon, T - t)
-            hint = np.repeat(heur.act(instance, inv, stp), h, axis=0)
-            if time.perf_counter() - t0 > 0.9 * limit:  # out of time: the heuristic decides the rest
-                plan, status = None, "heuristic fallback"
-                fallback += 1
-            else:
-                plan, _, _, status = plan_mip(instance, inv[0], stp[0], mu[:h], time_limit=per, seed=seed, hint=hint)
-            statuses[status] = statuses.get(status, 0) + 1
-            a = plan[:1] if plan is not None else hint[:1]
-            actions[k, t] = a[0]
-            post, stp, _ = post_decision(instance, inv, stp, a, check=False)
-            inv, _, _ = demand_step(instance, post, sc.demand[s, t][None])
+        actions[k], counts = roll(instance, sc.inventory[s], sc.setup[s], sc.demand[s], lambda t, h: mu[:h],
+                                  horizon=horizon, step_time=per, seed=seed, deadline=t0 + 0.9 * limit)
+        for key, v in counts.items():
+            statuses[key] = statuses.get(key, 0) + v
         done.append(s)
     idx = done
     actions = actions[: len(done)]
     stats = {"scenarios": idx, "plan_horizon": horizon, "step_time_s": per, "mip_status": statuses,
-             "heuristic_fallback_periods": fallback,
+             "heuristic_fallback_periods": statuses.get("heuristic fallback", 0),
              "solver_s": time.perf_counter() - t0, "solver": "scip",
              "planned_demand": int(mu[0, 0]) if mu.size else None}
     message = f"rolling plans on test scenarios 0..{idx[-1]} ({len(idx)} of {sc.count}), {per:.2g} s per MIP"

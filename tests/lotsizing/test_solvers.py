@@ -78,3 +78,23 @@ def test_user_setting_file_solves(cli, tmp_path):
     P.save([tiny()], path)
     code, out, _ = cli("solve", "--problem", "lotsizing", "--instance", str(path), "--solver", "heuristic", "--json")
     assert code == 0 and json.loads(out)["instance"] == "tiny"
+
+
+def test_pi_mip_plan_is_no_worse_than_its_warm_starts():
+    """The rolling perfect-foresight warm start beats or ties the heuristic, and the final plan beats or ties it."""
+    s = tiny(horizon=8, holding=0.5)
+    pi = run_solver(s, "pi-mip", time_limit=30, isolate=False, params={"scenario_time": 0.5})
+    heur = run_solver(s, "heuristic", time_limit=30, isolate=False)
+    _, pi_costs = scenario_costs(s, pi.solution)
+    idx, h_costs = scenario_costs(s, heur.solution)
+    warm = pi.stats["warm_start_costs"]
+    assert pi.stats["warm_start"] == "rolling" and len(warm) == len(pi_costs["total"])
+    for k, (c, w) in enumerate(zip(pi_costs["total"], warm)):
+        assert c <= w + 1e-9 and w <= h_costs["total"][k] + 1e-9
+
+
+def test_pi_mip_rejects_an_unknown_warm_start():
+    from opsrl.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="warm"):
+        run_solver(tiny(horizon=3), "pi-mip", time_limit=10, isolate=False, params={"warm": "nope"})

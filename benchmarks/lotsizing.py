@@ -99,17 +99,22 @@ def _costs(inst, result) -> list[float]:
     return out
 
 
+# the algorithms a run can name: "pdppo-setup" is PDPPO with its post-decision critic on the setup-cost return
+ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo", {"post_return": "setup"})}
+
+
 def train_run(setting: str, algo: str, seed: int, steps: int) -> dict:
     from opsrl.lotsizing.train import train_from_options
 
     ckpt = OUT / "ckpt" / f"{setting}_{algo}_s{seed}_{steps}.safetensors"
+    base, sets = ALGO_SETS[algo]
 
     def make() -> dict:
         opts = TrainOptions(problem="lotsizing", out=ckpt, device="cpu", seed=seed, progress=False, setting=setting,
-                            algo=algo, steps=steps)
+                            algo=base, steps=steps, sets=dict(sets))
         metrics = train_from_options(opts)
         inst = get_problem("lotsizing").builtin(setting)
-        res = run_solver(inst, algo, time_limit=600, seed=seed, params={"checkpoint": str(ckpt)}, isolate=False)
+        res = run_solver(inst, base, time_limit=600, seed=seed, params={"checkpoint": str(ckpt)}, isolate=False)
         return {"setting": setting, "algo": algo, "seed": seed, "steps": steps, "metrics": metrics,
                 "objective": res.objective, "costs": _costs(inst, res),
                 "decide_ms_per_period": res.stats.get("decide_ms_per_period")}
@@ -188,7 +193,17 @@ def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
             gap = lambda v: f"{100 * (v - bound) / v:.1f} %" if bound > 0 else "n/a (bound 0)"  # noqa: E731
             sub.append(f"| {setting} | {bound:.0f} | {f(pi['costs']):.0f} | {f(ro['costs']):.0f} | {pdk:.0f} | "
                        f"{ppk:.0f} | {f(heur['costs']):.0f} | {gap(pdk)} | {gap(f(ro['costs']))} |")
-    return "\n".join(lines + [""] + sub)
+    variant = ["PDPPO with the setup-cost post-decision return (`--set post_return=setup`) against PPO, same runs", "",
+               "| setting | PDPPO (setup return) | PPO | Welch t (p) | PDPPO (setup) ≤ PPO |", "|---|---|---|---|---|"]
+    for setting in settings:
+        got = {a: [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob(f"{setting}_{a}_s*_{steps}.json"))][:seeds]
+               for a in ("pdppo-setup", "ppo")}
+        if len(got["pdppo-setup"]) > 1 and len(got["ppo"]) > 1:
+            a, b = [r["objective"] for r in got["pdppo-setup"]], [r["objective"] for r in got["ppo"]]
+            t, _, p = welch(a, b)
+            variant.append(f"| {setting} | {_mean_sd(a)} | {_mean_sd(b)} | {t:.2f} ({p:.3f}) | "
+                           f"{'yes' if statistics.mean(a) <= statistics.mean(b) else 'no'} |")
+    return "\n".join(lines + [""] + sub + ([""] + variant if len(variant) > 4 else []))
 
 
 def _heuristic_val(setting: str) -> float:
@@ -268,6 +283,8 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true", help="copy each setting's seed-0 PDPPO checkpoint to opsrl/weights")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3200 steps, 1 MIP scenario")
     ap.add_argument("--jobs", type=int, default=1, help="training runs in parallel (one torch thread each)")
+    ap.add_argument("--algos", nargs="+", default=["pdppo", "ppo"], choices=sorted(ALGO_SETS),
+                    help="what to train (pdppo-setup: PDPPO with --set post_return=setup)")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.steps, args.mip_scenarios, args.pi_time, args.rolling_step_time = 1, 3200, 1, 5.0, 0.05
@@ -276,7 +293,7 @@ def main() -> None:
             t0 = time.perf_counter()
             solver_run(setting, "heuristic", {}, 600)
             runs = [(setting, algo, seed, args.steps) for seed in range(0 if args.skip_train else args.seeds)
-                    for algo in ("pdppo", "ppo")]
+                    for algo in args.algos]
             for r in _train_all(runs, args.jobs):
                 print(f"{setting} {r['algo']} seed {r['seed']}: test cost {r['objective']:.0f} "
                       f"(train {r['metrics']['wall_s']:.0f} s)", flush=True)

@@ -1,9 +1,13 @@
 """PPO and PDPPO for lot sizing: one implementation, PDPPO adds a critic on the post-decision state.
 
 Rollouts are whole episodes of a batch of environments (Monte Carlo returns, gamma 0.9 as in the
-paper). PPO's advantage is G - V(s); PDPPO's is max(G - V(s), G - V_x(s_x)) with V_x a second critic on
-the post-decision state (the authors' code trains both critics on the same return G); the actor and
-each critic have their own Adam optimiser. Everything else is shared, so the comparison is fair.
+paper). PPO's advantage is G - V(s). PDPPO's is max(G - V(s), G_x - V_x(s_x)), with V_x a second critic
+on the post-decision state trained on the return G_x. By default (``post_return="full"``) G_x is G, the
+whole return, as in one version of the authors' code; ``post_return="setup"`` follows another version
+of their code, where G_x is the discounted sum of the deterministic part of each period's cost only (the
+setup costs the decision pays before demand). The paper leaves G_x open; on small settings the "setup"
+target learns more slowly (docs/lotsizing.md). The actor and each critic have their own Adam optimiser. Everything else is shared, so the
+comparison is fair.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from opsrl.lotsizing.env import BatchEnv, features, run_policy
 from opsrl.lotsizing.problem import LotSizing, LotSizingSetting, make_scenarios, simulate
 
 ALGOS = ("pdppo", "ppo")
+POST_RETURNS = ("setup", "full")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,17 @@ class PPOConfig:
     eval_every: int = 5  # updates between validation runs
     val_scenarios: int = 20
     grad_clip: float = 1.0
+    post_return: str = "full"  # PDPPO's post-decision critic target: "full" (G) or "setup" (setup costs only)
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """Monte Carlo returns (T, B) of per-period rewards (T, B) over whole episodes."""
+    returns = np.zeros_like(rewards)
+    acc = np.zeros(rewards.shape[1:])
+    for t in range(len(rewards) - 1, -1, -1):
+        acc = rewards[t] + gamma * acc
+        returns[t] = acc
+    return returns
 
 
 def validation_scenarios(setting: LotSizingSetting, count: int):
@@ -71,6 +87,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
 
     if config.algo not in ALGOS:
         raise UsageError(f"--algo {config.algo}: expected one of {', '.join(ALGOS)}")
+    if config.post_return not in POST_RETURNS:
+        raise UsageError(f"--set post_return={config.post_return}: expected one of {', '.join(POST_RETURNS)}")
     torch.manual_seed(seed)
     if device == "cpu":
         torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
@@ -102,6 +120,7 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
             post_obs = np.zeros_like(obs) if dual else None
             acts = np.zeros((T, B, setting.n_machines), np.int64)
             costs = np.zeros((T, B))
+            setup_costs = np.zeros((T, B))
             policy.eval()
             with torch.no_grad():
                 for t in range(T):
@@ -115,25 +134,26 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                     if dual:
                         post_obs[t] = features(setting, out["post_inventory"], out["setup"])
                     costs[t] = out["cost"]
+                    setup_costs[t] = out["setup_cost"]
             if reward_scale is None:  # fixed from the first rollout: values stay on one scale
                 reward_scale = float(max(costs.mean(), 1e-6))
             rewards = -costs / reward_scale
-            returns = np.zeros_like(rewards)
-            acc = np.zeros(B)
-            for t in range(T - 1, -1, -1):
-                acc = rewards[t] + config.gamma * acc
-                returns[t] = acc
+            returns = discounted_returns(rewards, config.gamma)
+            post_returns = returns
+            if dual and config.post_return == "setup":
+                post_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
             # ---- PPO update
             policy.train()
             x = torch.from_numpy(obs.reshape(T * B, -1)).to(device)
             a = torch.from_numpy(acts.reshape(T * B, -1)).to(device)
             g = torch.as_tensor(returns.reshape(-1), dtype=torch.float32, device=device)
             xp = torch.from_numpy(post_obs.reshape(T * B, -1)).to(device) if dual else None
+            gx = torch.as_tensor(post_returns.reshape(-1), dtype=torch.float32, device=device)
             with torch.no_grad():
                 old_logp = policy.distribution(x).log_prob(a).sum(-1)
                 adv = g - policy.value(x)
                 if dual:
-                    adv = torch.maximum(adv, g - policy.value_post(xp))
+                    adv = torch.maximum(adv, gx - policy.value_post(xp))
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             for _ in range(config.epochs):
                 dist = policy.distribution(x)
@@ -151,7 +171,7 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                 torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), config.grad_clip)
                 opt_critic.step()
                 if dual:
-                    loss_post = torch.nn.functional.mse_loss(policy.value_post(xp), g)
+                    loss_post = torch.nn.functional.mse_loss(policy.value_post(xp), gx)
                     opt_post.zero_grad()
                     loss_post.backward()
                     torch.nn.utils.clip_grad_norm_(policy.critic_post.parameters(), config.grad_clip)
@@ -207,7 +227,7 @@ def resolve_setting(name: str) -> LotSizingSetting:
 
 
 SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in ("hidden", "gamma", "clip", "entropy", "lr_critic",
-                                                       "eval_every", "val_scenarios", "grad_clip")}
+                                                       "eval_every", "val_scenarios", "grad_clip", "post_return")}
 
 
 def train_from_options(options: Any) -> dict[str, Any]:

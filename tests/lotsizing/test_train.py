@@ -25,13 +25,23 @@ def test_masked_choices_have_zero_probability():
     assert s.mask[np.arange(2)[None, :], acts].all()
 
 
-@pytest.mark.parametrize("algo", ["ppo", "pdppo"])
-def test_training_lowers_cost_on_a_small_setting(algo):
+def test_discounted_returns():
+    from opsrl.lotsizing.train import discounted_returns
+
+    r = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    g = discounted_returns(r, 0.5)
+    assert g[:, 0] == pytest.approx([1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3])
+    assert g[:, 1] == pytest.approx([0.5, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("algo,post_return,steps", [("ppo", "full", 6400), ("pdppo", "full", 6400),
+                                                    ("pdppo", "setup", 12800)])  # the setup return learns slower
+def test_training_lowers_cost_on_a_small_setting(algo, post_return, steps):
     s = small()
     torch.manual_seed(0)
     untrained = LotSizingPolicy(PolicyConfig(3, 2, 64, algo == "pdppo"), s.mask).eval()
     before = rollout_cost(untrained, s, validation_scenarios(s, 20))
-    pol, metrics, curve = train(s, PPOConfig(algo=algo, steps=6400, eval_every=2), seed=0)
+    pol, metrics, curve = train(s, PPOConfig(algo=algo, steps=steps, eval_every=2, post_return=post_return), seed=0)
     after = rollout_cost(pol, s, validation_scenarios(s, 20))
     assert after < 0.8 * before, (before, after)
     assert curve[-1]["train_cost"] < curve[0]["train_cost"]  # the sampled policy improves too
@@ -59,6 +69,8 @@ def test_train_from_options_writes_checkpoint_and_curve(tmp_path, monkeypatch):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), algo="a2c"))
     with pytest.raises(UsageError, match="--setting"):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting="99x99"))
+    with pytest.raises(UsageError, match="post_return"):
+        train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"post_return": "x"}))
 
 
 def test_shipped_checkpoints_beat_the_heuristic():

@@ -212,7 +212,7 @@ WARM_STARTS = ("rolling", "heuristic")
                  exact=True)
 def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: int, scenarios: int = 10,
                  scenario_time: float = 0.0, warm: str = "rolling", warm_horizon: int = 5,
-                 warm_step_time: float = 0.1) -> Solution:
+                 warm_step_time: float = 0.2) -> Solution:
     """Solve each of the first ``scenarios`` test scenarios with its whole demand path known.
 
     ``scenario_time`` (s) per scenario; 0 splits 80 % of the time limit evenly. The warm start is the

@@ -147,6 +147,29 @@ def test_shipped_kp_policy_is_near_optimal_on_its_training_size() -> None:
     assert 0 <= sum(gaps) / len(gaps) < 1.0  # measured 0.18 % on 1,000 test instances
 
 
+def test_shipped_tsp_policy_decodes_tours_better_than_nearest_neighbour() -> None:
+    if not shipped_checkpoint("tsp").is_file():
+        pytest.skip("no shipped tsp checkpoint in opsrl/weights")
+    import numpy as np
+
+    from opsrl.routing.decode import decode
+
+    insts = opsrl.generate("tsp", 100, seed=777, count=6)
+    ratios = []
+    for inst, sol in zip(insts, decode(opsrl.load_policy("tsp"), insts)):
+        ev = opsrl.evaluate(inst, sol)
+        assert ev.feasible, ev.violations
+        xy = np.asarray(inst.coords, float)
+        left, tour = set(range(1, len(xy))), [0]
+        while left:  # nearest neighbour from node 0
+            nxt = min(left, key=lambda j: float(np.hypot(*(xy[j] - xy[tour[-1]]))))
+            tour.append(nxt)
+            left.remove(nxt)
+        nn = sum(float(np.hypot(*(xy[a] - xy[b]))) for a, b in zip(tour, tour[1:] + tour[:1]))
+        ratios.append(ev.objective / nn)
+    assert sum(ratios) / len(ratios) < 0.97  # greedy: 15 % above LKH, nearest neighbour about 25 %
+
+
 def test_shipped_cvrp_policy_is_the_default_and_decodes_feasible_routes() -> None:
     if not shipped_checkpoint("cvrp").is_file():
         pytest.skip("no shipped cvrp checkpoint in opsrl/weights")

@@ -122,6 +122,18 @@ def train_run(setting: str, algo: str, seed: int, steps: int) -> dict:
     return _cached(OUT / "runs" / f"{setting}_{algo}_s{seed}_{steps}.json", make)
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, the worker gets SIGTERM when the benchmark process dies (a killed
+    benchmark left its workers training and writing stale results)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _train_all(runs: list[tuple], jobs: int):
     """Yield each training run's record (cached ones at once); ``jobs`` > 1 trains in worker processes."""
     if jobs <= 1:
@@ -130,7 +142,7 @@ def _train_all(runs: list[tuple], jobs: int):
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent) as pool:
         yield from pool.map(train_run, *zip(*runs)) if runs else ()
 
 

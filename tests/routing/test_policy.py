@@ -130,74 +130,58 @@ def test_classical_path_does_not_import_torch() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_shipped_kp_policy_is_near_optimal_on_its_training_size() -> None:
-    if not shipped_checkpoint("kp").is_file():
-        pytest.skip("no shipped kp checkpoint in opsrl/weights")
+def _shipped_greedy(problem: str, size: int, count: int, reference) -> list[float]:
+    """Greedy-decode the shipped ``problem`` policy on seeded instances, check feasibility, and return each
+    solution's objective divided by ``reference(instance)`` (skips when no policy is shipped)."""
+    if not shipped_checkpoint(problem).is_file():
+        pytest.skip(f"no shipped {problem} checkpoint in opsrl/weights")
     from opsrl.routing.decode import decode
 
-    policy = opsrl.load_policy("kp")
-    assert policy.config.problem == "kp"
-    insts = opsrl.generate("kp", 100, seed=777, count=8)
-    sols = decode(policy, insts)
-    gaps = []
-    for inst, sol in zip(insts, sols):
+    policy = opsrl.load_policy(problem)
+    assert policy.config.problem == problem
+    insts = opsrl.generate(problem, size, seed=777, count=count)
+    ratios = []
+    for inst, sol in zip(insts, decode(policy, insts)):
         ev = opsrl.evaluate(inst, sol)
         assert ev.feasible, ev.violations
-        best = opsrl.solve(inst, "ortools", time_limit=5, isolate=False).objective
-        gaps.append(100 * (best - ev.objective) / best)
+        ratios.append(ev.objective / reference(inst))
+    return ratios
+
+
+def _solved(solver: str, time_limit: float):
+    return lambda inst: opsrl.solve(inst, solver, time_limit=time_limit, isolate=False).objective
+
+
+def _nearest_neighbour_length(inst) -> float:
+    import numpy as np
+
+    xy = np.asarray(inst.coords, float)
+    left, tour = set(range(1, len(xy))), [0]
+    while left:
+        nxt = min(left, key=lambda j: float(np.hypot(*(xy[j] - xy[tour[-1]]))))
+        tour.append(nxt)
+        left.remove(nxt)
+    return sum(float(np.hypot(*(xy[a] - xy[b]))) for a, b in zip(tour, tour[1:] + tour[:1]))
+
+
+def test_shipped_kp_policy_is_near_optimal_on_its_training_size() -> None:
+    gaps = [100 * (1 - r) for r in _shipped_greedy("kp", 100, 8, _solved("ortools", 5))]
     assert 0 <= sum(gaps) / len(gaps) < 1.0  # measured 0.18 % on 1,000 test instances
 
 
 def test_shipped_tsp_policy_decodes_tours_better_than_nearest_neighbour() -> None:
-    if not shipped_checkpoint("tsp").is_file():
-        pytest.skip("no shipped tsp checkpoint in opsrl/weights")
-    import numpy as np
-
-    from opsrl.routing.decode import decode
-
-    insts = opsrl.generate("tsp", 100, seed=777, count=6)
-    ratios = []
-    for inst, sol in zip(insts, decode(opsrl.load_policy("tsp"), insts)):
-        ev = opsrl.evaluate(inst, sol)
-        assert ev.feasible, ev.violations
-        xy = np.asarray(inst.coords, float)
-        left, tour = set(range(1, len(xy))), [0]
-        while left:  # nearest neighbour from node 0
-            nxt = min(left, key=lambda j: float(np.hypot(*(xy[j] - xy[tour[-1]]))))
-            tour.append(nxt)
-            left.remove(nxt)
-        nn = sum(float(np.hypot(*(xy[a] - xy[b]))) for a, b in zip(tour, tour[1:] + tour[:1]))
-        ratios.append(ev.objective / nn)
+    ratios = _shipped_greedy("tsp", 100, 6, _nearest_neighbour_length)
     assert sum(ratios) / len(ratios) < 0.97  # greedy: 15 % above LKH, nearest neighbour about 25 %
 
 
 def test_shipped_op_policy_decodes_feasible_tours() -> None:
-    if not shipped_checkpoint("op").is_file():
-        pytest.skip("no shipped op checkpoint in opsrl/weights")
-    from opsrl.routing.decode import decode
-
-    insts = opsrl.generate("op", 50, seed=777, count=6)
-    ratios = []
-    for inst, sol in zip(insts, decode(opsrl.load_policy("op"), insts)):
-        ev = opsrl.evaluate(inst, sol)
-        assert ev.feasible, ev.violations
-        best = opsrl.solve(inst, "pyvrp", time_limit=0.5, isolate=False).objective
-        ratios.append(ev.objective / best)
+    ratios = _shipped_greedy("op", 50, 6, _solved("pyvrp", 0.5))
     assert 0.6 < sum(ratios) / len(ratios) <= 1.05  # greedy: 26 % below PyVRP's prize on 100 test instances
 
 
 def test_shipped_cvrp_policy_is_the_default_and_decodes_feasible_routes() -> None:
-    if not shipped_checkpoint("cvrp").is_file():
-        pytest.skip("no shipped cvrp checkpoint in opsrl/weights")
     from opsrl.api import default_solver
-    from opsrl.routing.decode import decode
 
+    gaps = [100 * (r - 1) for r in _shipped_greedy("cvrp", 50, 6, _solved("pyvrp", 0.5))]
     assert default_solver("cvrp") == "bq+ls"
-    insts = opsrl.generate("cvrp", 50, seed=777, count=6)
-    gaps = []
-    for inst, sol in zip(insts, decode(opsrl.load_policy("cvrp"), insts)):
-        ev = opsrl.evaluate(inst, sol)
-        assert ev.feasible, ev.violations
-        best = opsrl.solve(inst, "pyvrp", time_limit=0.5, isolate=False).objective
-        gaps.append(100 * (ev.objective - best) / best)
     assert 0 < sum(gaps) / len(gaps) < 35.0  # greedy alone: measured 20.9 % to HGS on 100 test instances

@@ -169,6 +169,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(vals):.0f} ± {statistics.stdev(vals):.0f}"
 
 
+def _runs(setting: str, algo: str, steps: int, seeds: int) -> list[dict]:
+    """The cached training runs of one setting, algorithm and step count, at most ``seeds`` of them."""
+    return [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob(f"{setting}_{algo}_s*_{steps}.json"))][:seeds]
+
+
 def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
     lines = [f"Policies on the 100 test scenarios (mean ± sd over training seeds of the mean cost; "
              f"{seeds} seeds x {steps:,} steps each)", "",
@@ -178,8 +183,7 @@ def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
            "| setting | pi-mip bound | pi-mip plan | rolling-mip | PDPPO (seed mean) | PPO (seed mean) | heuristic | "
            "gap PDPPO | gap rolling-mip |", "|---|---|---|---|---|---|---|---|---|"]
     for setting in settings:
-        runs = {a: [p for p in (OUT / "runs").glob(f"{setting}_{a}_s*_{steps}.json")] for a in ("pdppo", "ppo")}
-        data = {a: [json.loads(p.read_text()) for p in sorted(v)][:seeds] for a, v in runs.items()}
+        data = {a: _runs(setting, a, steps, seeds) for a in ("pdppo", "ppo")}
         if not data["pdppo"] or not data["ppo"]:
             continue
         heur_path = OUT / "solvers" / f"{setting}_heuristic_.json"
@@ -208,8 +212,7 @@ def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
     variant = ["PDPPO with the setup-cost post-decision return (`--set post_return=setup`) against PPO, same runs", "",
                "| setting | PDPPO (setup return) | PPO | Welch t (p) | PDPPO (setup) ≤ PPO |", "|---|---|---|---|---|"]
     for setting in settings:
-        got = {a: [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob(f"{setting}_{a}_s*_{steps}.json"))][:seeds]
-               for a in ("pdppo-setup", "ppo")}
+        got = {a: _runs(setting, a, steps, seeds) for a in ("pdppo-setup", "ppo")}
         if len(got["pdppo-setup"]) > 1 and len(got["ppo"]) > 1:
             a, b = [r["objective"] for r in got["pdppo-setup"]], [r["objective"] for r in got["ppo"]]
             t, _, p = welch(a, b)

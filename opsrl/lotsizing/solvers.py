@@ -240,19 +240,19 @@ def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: 
             break
         budget = min(per, max(left / (len(idx) - k) - 0.5, 0.05))  # model building eats into the limit too
         start_s = time.perf_counter()
-        start = heur[k]
+        candidates = [heur[k]]
         if warm == "rolling":
             demand = sc.demand[s]
             rolled, _ = roll(instance, sc.inventory[s], sc.setup[s], demand, lambda t, h: demand[t:t + h],
                              horizon=warm_horizon, step_time=warm_step_time, seed=seed,
                              deadline=start_s + budget / 2)
-            start, _ = _cheapest(instance, s, [rolled, heur[k]])
-        _, start_cost = _cheapest(instance, s, [start])
+            candidates.insert(0, rolled)
+        start, start_cost = _cheapest(instance, s, candidates)
         budget = max(budget - (time.perf_counter() - start_s), 0.05)
         plan, obj, bound, status = plan_mip(instance, sc.inventory[s], sc.setup[s], sc.demand[s],
                                             time_limit=budget, seed=seed, hint=start)
         # keep the MIP plan unless it simulates worse than its warm start (the model may discard stock)
-        plans.append(_cheapest(instance, s, [plan, start])[0] if plan is not None else start)
+        plans.append(plan if plan is not None and _cheapest(instance, s, [plan])[1] <= start_cost else start)
         bounds.append(bound)
         objs.append(obj)
         statuses.append(status)

@@ -5,9 +5,9 @@ paper). PPO's advantage is G - V(s). PDPPO's is max(G - V(s), G_x - V_x(s_x)), w
 on the post-decision state trained on the return G_x. By default (``post_return="full"``) G_x is G, the
 whole return, as in one version of the authors' code; ``post_return="setup"`` follows another version
 of their code, where G_x is the discounted sum of the deterministic part of each period's cost only (the
-setup costs the decision pays before demand). The paper leaves G_x open; on small settings the "setup"
-target learns more slowly (docs/lotsizing.md). The actor and each critic have their own Adam optimiser. Everything else is shared, so the
-comparison is fair.
+setup costs the decision pays before demand). The paper leaves G_x open; the "setup" target learns more
+slowly (docs/lotsizing.md). The actor and each critic have their own Adam optimiser. Everything else is
+shared, so the comparison is fair.
 """
 
 from __future__ import annotations
@@ -139,16 +139,16 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                 reward_scale = float(max(costs.mean(), 1e-6))
             rewards = -costs / reward_scale
             returns = discounted_returns(rewards, config.gamma)
-            post_returns = returns
-            if dual and config.post_return == "setup":
-                post_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
             # ---- PPO update
             policy.train()
             x = torch.from_numpy(obs.reshape(T * B, -1)).to(device)
             a = torch.from_numpy(acts.reshape(T * B, -1)).to(device)
             g = torch.as_tensor(returns.reshape(-1), dtype=torch.float32, device=device)
             xp = torch.from_numpy(post_obs.reshape(T * B, -1)).to(device) if dual else None
-            gx = torch.as_tensor(post_returns.reshape(-1), dtype=torch.float32, device=device)
+            gx = g  # the post-decision critic's return: G, or the setup costs' own return
+            if dual and config.post_return == "setup":
+                setup_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
+                gx = torch.as_tensor(setup_returns.reshape(-1), dtype=torch.float32, device=device)
             with torch.no_grad():
                 old_logp = policy.distribution(x).log_prob(a).sum(-1)
                 adv = g - policy.value(x)

@@ -4,7 +4,8 @@ For one problem and a trained checkpoint: ``--count`` test instances of the trai
 (``--test-seed``, never used for training) and ``--count-large`` of each larger ``--scales``
 multiple; per method the mean gap % to the reference solver and the wall time per instance:
 
-- ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances);
+- ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances), on the
+  ``--knn`` nearest nodes of each step for instances larger than that (as BQ-NCO does at scale);
 - ``bq+ls``: the greedy solution polished by PyVRP's search, ``--ls-time`` s per instance in all
   (decoding included);
 - ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance;
@@ -98,15 +99,18 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
 
     def row(method: str, objs: np.ndarray, seconds: float) -> None:
         gaps = [gap_pct(o, r, sense) for o, r in zip(objs, ref)]
-        print(f"| {label} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
+        print(f"| {shown} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
 
+    n = max(i.num_nodes for i in insts)
+    knn = args.knn if 0 < args.knn < n - 2 else 0
+    shown = f"{label} (knn {knn})" if knn else label
     t0 = time.perf_counter()
-    greedy = decode(policy, insts, device=device)
+    greedy = decode(policy, insts, knn=knn, device=device)
     t_greedy = (time.perf_counter() - t0) / count
     row("bq greedy", _objectives(insts, greedy), t_greedy)
     if args.beam > 1:
         t0 = time.perf_counter()
-        beam = decode(policy, insts, beam=args.beam, device=device, batch=max(args.beam, 256))
+        beam = decode(policy, insts, beam=args.beam, knn=knn, device=device, batch=max(args.beam, 256))
         row(f"bq beam {args.beam}", _objectives(insts, beam), (time.perf_counter() - t0) / count)
     tag = f"{args.problem}_{label}".replace(" ", "")
     if args.problem != "kp" and args.ls_time > 0:
@@ -136,6 +140,8 @@ def main() -> int:
     parser.add_argument("--test-seed", type=int, default=12345)
     parser.add_argument("--beam", type=int, default=16)
     parser.add_argument("--ls-time", type=float, default=1.0)
+    parser.add_argument("--knn", type=int, default=0,
+                        help="decode instances of more than K+2 nodes on the K nodes nearest the origin (0: all)")
     parser.add_argument("--same-time", default=None, help="solvers given the bq+ls time (comma-separated)")
     parser.add_argument("--files", choices=sorted(FILE_SETS), default=None, help="also run on a benchmark file set")
     parser.add_argument("--max-nodes", type=int, default=201)

@@ -117,7 +117,8 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
         left = max(args.ls_time - t_greedy, 0.05)
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
             polished = list(pool.map(_polish, [(i, s, left) for i, s in zip(insts, greedy)]))
-        row(f"bq+ls ({args.ls_time:g} s)", np.array([p[0] for p in polished]),
+        method = f"bq+ls ({args.ls_time:g} s)" if t_greedy < args.ls_time else f"bq+ls (greedy + {left:g} s)"
+        row(method, np.array([p[0] for p in polished]),
             t_greedy + float(np.mean([p[1] for p in polished])))
         for solver in filter(None, args.same_time.split(",")):
             objs, wall = _classical(insts, solver, args.ls_time, args.jobs, args.out / f"neural_{tag}_{solver}_same.parquet")

@@ -19,7 +19,7 @@ from tests.routing.neural_helpers import one_thread, tiny  # noqa: E402,F401
 from opsrl.core.checkpoint import save_checkpoint  # noqa: E402
 from opsrl.routing.bq import SPECS, SubProblem, static_from_instances, step  # noqa: E402
 from opsrl.routing.instances import CVRPInstance, KPInstance, OPInstance  # noqa: E402
-from opsrl.routing.policy import DIM_IN, BQPolicy, PolicyConfig, load_policy, shipped_checkpoint  # noqa: E402
+from opsrl.routing.policy import DIM_IN, BQPolicy, PolicyConfig, load_policy  # noqa: E402
 
 
 @pytest.mark.parametrize("problem", ["tsp", "cvrp", "op", "kp"])
@@ -132,9 +132,8 @@ def test_classical_path_does_not_import_torch() -> None:
 
 def _shipped_greedy(problem: str, size: int, count: int, reference) -> list[float]:
     """Greedy-decode the shipped ``problem`` policy on seeded instances, check feasibility, and return each
-    solution's objective divided by ``reference(instance)`` (skips when no policy is shipped)."""
-    if not shipped_checkpoint(problem).is_file():
-        pytest.skip(f"no shipped {problem} checkpoint in opsrl/weights")
+    solution's objective divided by ``reference(instance)``. Every routing problem ships a policy, so a
+    missing one fails here (load_policy names it)."""
     from opsrl.routing.decode import decode
 
     policy = opsrl.load_policy(problem)

@@ -103,15 +103,23 @@ def _costs(inst, result) -> list[float]:
 ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo", {"post_return": "setup"})}
 
 
-def train_run(setting: str, algo: str, seed: int, steps: int) -> dict:
+def run_tag(steps: int, epochs: int | None = None) -> str:
+    """How runs of a budget are named: the step count, plus ``e<epochs>`` when not the default epochs."""
+    from opsrl.lotsizing.train import PPOConfig
+
+    return f"{steps}" if epochs in (None, PPOConfig().epochs) else f"{steps}e{epochs}"
+
+
+def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int | None = None) -> dict:
     from opsrl.lotsizing.train import train_from_options
 
-    ckpt = OUT / "ckpt" / f"{setting}_{algo}_s{seed}_{steps}.safetensors"
+    tag = run_tag(steps, epochs)
+    ckpt = OUT / "ckpt" / f"{setting}_{algo}_s{seed}_{tag}.safetensors"
     base, sets = ALGO_SETS[algo]
 
     def make() -> dict:
         opts = TrainOptions(problem="lotsizing", out=ckpt, device="cpu", seed=seed, progress=False, setting=setting,
-                            algo=base, steps=steps, sets=dict(sets))
+                            algo=base, steps=steps, epochs=epochs, sets=dict(sets))
         metrics = train_from_options(opts)
         inst = get_problem("lotsizing").builtin(setting)
         res = run_solver(inst, base, time_limit=600, seed=seed, params={"checkpoint": str(ckpt)}, isolate=False)
@@ -119,7 +127,7 @@ def train_run(setting: str, algo: str, seed: int, steps: int) -> dict:
                 "objective": res.objective, "costs": _costs(inst, res),
                 "decide_ms_per_period": res.stats.get("decide_ms_per_period")}
 
-    return _cached(OUT / "runs" / f"{setting}_{algo}_s{seed}_{steps}.json", make)
+    return _cached(OUT / "runs" / f"{setting}_{algo}_s{seed}_{tag}.json", make)
 
 
 def _die_with_parent() -> None:
@@ -169,21 +177,25 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(vals):.0f} ± {statistics.stdev(vals):.0f}"
 
 
-def _runs(setting: str, algo: str, steps: int, seeds: int) -> list[dict]:
-    """The cached training runs of one setting, algorithm and step count, at most ``seeds`` of them."""
-    return [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob(f"{setting}_{algo}_s*_{steps}.json"))][:seeds]
+def _runs(setting: str, algo: str, tag: str, seeds: int) -> list[dict]:
+    """The cached training runs of one setting, algorithm and budget (``run_tag``), seeds 0 .. ``seeds`` - 1."""
+    paths = [OUT / "runs" / f"{setting}_{algo}_s{seed}_{tag}.json" for seed in range(seeds)]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
+def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int | None = None) -> str:
+    tag = run_tag(steps, epochs)
     lines = [f"Policies on the 100 test scenarios (mean ± sd over training seeds of the mean cost; "
-             f"{seeds} seeds x {steps:,} steps each)", "",
-             "| setting | PDPPO | PPO | Welch t (p) | PDPPO ≤ PPO | heuristic | steps to heuristic's val cost PDPPO / PPO |",
-             "|---|---|---|---|---|---|---|"]
+             f"{seeds} seeds x {steps:,} steps each" + (f", {epochs} epochs per update)" if tag != f"{steps}" else ")"),
+             "",
+             "| setting | PDPPO | PPO | Welch t (p) | PDPPO ≤ PPO | heuristic | steps to heuristic's val cost PDPPO / PPO "
+             "| steps to within 20 % of the best val cost PDPPO / PPO |",
+             "|---|---|---|---|---|---|---|---|"]
     sub = [f"On the first {k} test scenarios (where the MIPs ran): mean cost and gap to the pi-mip lower bound", "",
            "| setting | pi-mip bound | pi-mip plan | rolling-mip | PDPPO (seed mean) | PPO (seed mean) | heuristic | "
            "gap PDPPO | gap rolling-mip |", "|---|---|---|---|---|---|---|---|---|"]
     for setting in settings:
-        data = {a: _runs(setting, a, steps, seeds) for a in ("pdppo", "ppo")}
+        data = {a: _runs(setting, a, tag, seeds) for a in ("pdppo", "ppo")}
         if not data["pdppo"] or not data["ppo"]:
             continue
         heur_path = OUT / "solvers" / f"{setting}_heuristic_.json"
@@ -193,10 +205,13 @@ def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
         t, df, p = welch(pd, pp) if len(pd) > 1 and len(pp) > 1 else (float("nan"),) * 3
         thr = _heuristic_val(setting)
         reach = {a: _steps_to(data[a], thr) for a in data}
+        near = 1.2 * min(r["metrics"]["best_val_cost"] for a in data for r in data[a])
+        close = {a: _steps_to(data[a], near) for a in data}
         lines.append(f"| {setting} | {_mean_sd(pd)} | {_mean_sd(pp)} | {t:.2f} ({p:.3f}) | "
                      f"{'yes' if statistics.mean(pd) <= statistics.mean(pp) else 'no'} | "
-                     f"{heur['objective']:.0f} | {reach['pdppo']} / {reach['ppo']} |" if heur else
-                     f"| {setting} | {_mean_sd(pd)} | {_mean_sd(pp)} | {t:.2f} ({p:.3f}) | - | - | - |")
+                     f"{heur['objective']:.0f} | {reach['pdppo']} / {reach['ppo']} | "
+                     f"{close['pdppo']} / {close['ppo']} (val {near:.0f}) |" if heur else
+                     f"| {setting} | {_mean_sd(pd)} | {_mean_sd(pp)} | {t:.2f} ({p:.3f}) | - | - | - | - |")
         pim = sorted((OUT / "solvers").glob(f"{setting}_pi-mip_*.json"))
         rol = sorted((OUT / "solvers").glob(f"{setting}_rolling-mip_*.json"))
         if pim and rol and heur:
@@ -212,7 +227,7 @@ def report(settings: list[str], seeds: int, steps: int, k: int) -> str:
     variant = ["PDPPO with the setup-cost post-decision return (`--set post_return=setup`) against PPO, same runs", "",
                "| setting | PDPPO (setup return) | PPO | Welch t (p) | PDPPO (setup) ≤ PPO |", "|---|---|---|---|---|"]
     for setting in settings:
-        got = {a: _runs(setting, a, steps, seeds) for a in ("pdppo-setup", "ppo")}
+        got = {a: _runs(setting, a, tag, seeds) for a in ("pdppo-setup", "ppo")}
         if len(got["pdppo-setup"]) > 1 and len(got["ppo"]) > 1:
             a, b = [r["objective"] for r in got["pdppo-setup"]], [r["objective"] for r in got["ppo"]]
             t, _, p = welch(a, b)
@@ -252,7 +267,7 @@ def _steps_to(runs: list[dict], threshold: float) -> str:
     return f"{statistics.mean(got) / 1000:.0f}k ({len(got)}/{len(runs)})"
 
 
-def plot_curves(settings: list[str], steps: int, path: Path) -> None:
+def plot_curves(settings: list[str], tag: str, path: Path) -> None:
     import csv
 
     import matplotlib
@@ -263,7 +278,7 @@ def plot_curves(settings: list[str], steps: int, path: Path) -> None:
     for ax, setting in zip(axes[0], settings):
         for algo, color in (("pdppo", "tab:blue"), ("ppo", "tab:orange")):
             curves = []
-            for p in sorted((OUT / "ckpt").glob(f"{setting}_{algo}_s*_{steps}.curve.csv")):
+            for p in sorted((OUT / "ckpt").glob(f"{setting}_{algo}_s*_{tag}.curve.csv")):
                 with p.open() as f:
                     rows = [r for r in csv.DictReader(f) if r["val_cost"] not in ("", "nan")]
                 curves.append(([int(r["steps"]) for r in rows], [float(r["val_cost"]) for r in rows]))
@@ -288,6 +303,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=list(BUILTIN_SEEDS))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40_000)
+    ap.add_argument("--epochs", type=int, default=None, help="gradient epochs per update (default: the trainer's)")
     ap.add_argument("--mip-scenarios", type=int, default=3, help="test scenarios the MIP baselines run on")
     ap.add_argument("--pi-time", type=float, default=20.0, help="pi-mip seconds per scenario")
     ap.add_argument("--rolling-horizon", type=int, default=5)
@@ -307,7 +323,7 @@ def main() -> None:
         for setting in args.settings:
             t0 = time.perf_counter()
             solver_run(setting, "heuristic", {}, 600)
-            runs = [(setting, algo, seed, args.steps) for seed in range(0 if args.skip_train else args.seeds)
+            runs = [(setting, algo, seed, args.steps, args.epochs) for seed in range(0 if args.skip_train else args.seeds)
                     for algo in args.algos]
             for r in _train_all(runs, args.jobs):
                 print(f"{setting} {r['algo']} seed {r['seed']}: test cost {r['objective']:.0f} "
@@ -320,15 +336,16 @@ def main() -> None:
                            k * get_problem("lotsizing").builtin(setting).horizon * (args.rolling_step_time * 5 + 1))
             print(f"{setting} done in {time.perf_counter() - t0:.0f} s", flush=True)
             if args.ship and not args.skip_train:
-                src = OUT / "ckpt" / f"{setting}_pdppo_s0_{args.steps}.safetensors"
+                src = OUT / "ckpt" / f"{setting}_pdppo_s0_{run_tag(args.steps, args.epochs)}.safetensors"
                 dst = Path("opsrl/weights") / f"lotsizing_{setting}.safetensors"
                 shutil.copyfile(src, dst)
                 shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
-    table = report(args.settings, args.seeds, args.steps, args.mip_scenarios)
+    tag = run_tag(args.steps, args.epochs)
+    table = report(args.settings, args.seeds, args.steps, args.mip_scenarios, args.epochs)
     print(table)
-    (OUT / f"table_{args.steps}.md").write_text(table + "\n")
+    (OUT / f"table_{tag}.md").write_text(table + "\n")
     try:
-        plot_curves(args.settings, args.steps, OUT / f"curves_{args.steps}.png")
+        plot_curves(args.settings, tag, OUT / f"curves_{tag}.png")
     except Exception as exc:  # the table stands without the plot
         print(f"(no learning-curve plot: {exc})")
 

@@ -26,6 +26,7 @@ from opsrl.lotsizing.problem import LotSizing, LotSizingSetting, make_scenarios,
 
 ALGOS = ("pdppo", "ppo")
 POST_RETURNS = ("setup", "full")
+RATIOS = ("joint", "machine")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class PPOConfig:
     val_scenarios: int = 20
     grad_clip: float = 1.0
     post_return: str = "full"  # PDPPO's post-decision critic target: "full" (G) or "setup" (setup costs only)
+    ratio: str = "joint"  # PPO's clipped ratio: of the joint action ("joint") or of each machine's choice ("machine")
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -89,6 +91,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
         raise UsageError(f"--algo {config.algo}: expected one of {', '.join(ALGOS)}")
     if config.post_return not in POST_RETURNS:
         raise UsageError(f"--set post_return={config.post_return}: expected one of {', '.join(POST_RETURNS)}")
+    if config.ratio not in RATIOS:
+        raise UsageError(f"--set ratio={config.ratio}: expected one of {', '.join(RATIOS)}")
     torch.manual_seed(seed)
     if device == "cpu":
         torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
@@ -149,15 +153,19 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
             if dual and config.post_return == "setup":
                 setup_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
                 gx = torch.as_tensor(setup_returns.reshape(-1), dtype=torch.float32, device=device)
+            per_machine = config.ratio == "machine"  # the authors' code: one clipped ratio per machine
             with torch.no_grad():
-                old_logp = policy.distribution(x).log_prob(a).sum(-1)
+                old_logp = policy.distribution(x).log_prob(a)
+                old_logp = old_logp if per_machine else old_logp.sum(-1)
                 adv = g - policy.value(x)
                 if dual:
                     adv = torch.maximum(adv, gx - policy.value_post(xp))
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if per_machine:
+                    adv = adv[:, None]
             for _ in range(config.epochs):
                 dist = policy.distribution(x)
-                logp = dist.log_prob(a).sum(-1)
+                logp = dist.log_prob(a) if per_machine else dist.log_prob(a).sum(-1)
                 ratio = torch.exp(logp - old_logp)
                 surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
                 loss_actor = -surr.mean() - config.entropy * dist.entropy().sum(-1).mean()
@@ -227,7 +235,7 @@ def resolve_setting(name: str) -> LotSizingSetting:
 
 
 SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in ("hidden", "gamma", "clip", "entropy", "lr_critic",
-                                                       "eval_every", "val_scenarios", "grad_clip", "post_return")}
+                                                       "eval_every", "val_scenarios", "grad_clip", "post_return", "ratio")}
 
 
 def train_from_options(options: Any) -> dict[str, Any]:

@@ -34,14 +34,17 @@ def test_discounted_returns():
     assert g[:, 1] == pytest.approx([0.5, 1.0, 0.0])
 
 
-@pytest.mark.parametrize("algo,post_return,steps", [("ppo", "full", 6400), ("pdppo", "full", 6400),
-                                                    ("pdppo", "setup", 12800)])  # the setup return learns slower
-def test_training_lowers_cost_on_a_small_setting(algo, post_return, steps):
+@pytest.mark.parametrize("algo,post_return,steps,ratio", [
+    ("ppo", "full", 6400, "joint"), ("pdppo", "full", 6400, "joint"),
+    ("pdppo", "setup", 12800, "joint"),  # the setup return learns slower
+    ("pdppo", "full", 6400, "machine")])  # the authors' per-machine clipped ratio
+def test_training_lowers_cost_on_a_small_setting(algo, post_return, steps, ratio):
     s = small()
     torch.manual_seed(0)
     untrained = LotSizingPolicy(PolicyConfig(3, 2, 64, algo == "pdppo"), s.mask).eval()
     before = rollout_cost(untrained, s, validation_scenarios(s, 20))
-    pol, metrics, curve = train(s, PPOConfig(algo=algo, steps=steps, eval_every=2, post_return=post_return), seed=0)
+    config = PPOConfig(algo=algo, steps=steps, eval_every=2, post_return=post_return, ratio=ratio)
+    pol, metrics, curve = train(s, config, seed=0)
     after = rollout_cost(pol, s, validation_scenarios(s, 20))
     assert after < 0.8 * before, (before, after)
     assert curve[-1]["train_cost"] < curve[0]["train_cost"]  # the sampled policy improves too
@@ -71,6 +74,8 @@ def test_train_from_options_writes_checkpoint_and_curve(tmp_path, monkeypatch):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting="99x99"))
     with pytest.raises(UsageError, match="post_return"):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"post_return": "x"}))
+    with pytest.raises(UsageError, match="ratio"):
+        train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"ratio": "x"}))
 
 
 def test_shipped_checkpoints_beat_the_heuristic():

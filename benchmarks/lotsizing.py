@@ -103,11 +103,15 @@ def _costs(inst, result) -> list[float]:
 ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo", {"post_return": "setup"})}
 
 
+BARE_EPOCHS = 10  # runs with this many epochs per update are named by their step count alone (the first ones)
+
+
 def run_tag(steps: int, epochs: int | None = None) -> str:
-    """How runs of a budget are named: the step count, plus ``e<epochs>`` when not the default epochs."""
+    """How runs of a budget are named: the step count, plus ``e<epochs>`` unless 10 epochs per update."""
     from opsrl.lotsizing.train import PPOConfig
 
-    return f"{steps}" if epochs in (None, PPOConfig().epochs) else f"{steps}e{epochs}"
+    epochs = PPOConfig().epochs if epochs is None else epochs
+    return f"{steps}" if epochs == BARE_EPOCHS else f"{steps}e{epochs}"
 
 
 def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int | None = None) -> dict:
@@ -184,10 +188,11 @@ def _runs(setting: str, algo: str, tag: str, seeds: int) -> list[dict]:
 
 
 def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int | None = None) -> str:
+    from opsrl.lotsizing.train import PPOConfig
+
     tag = run_tag(steps, epochs)
     lines = [f"Policies on the 100 test scenarios (mean ± sd over training seeds of the mean cost; "
-             f"{seeds} seeds x {steps:,} steps each" + (f", {epochs} epochs per update)" if tag != f"{steps}" else ")"),
-             "",
+             f"{seeds} seeds x {steps:,} steps each, {epochs or PPOConfig().epochs} epochs per update)", "",
              "| setting | PDPPO | PPO | Welch t (p) | PDPPO ≤ PPO | heuristic | steps to heuristic's val cost PDPPO / PPO "
              "| steps to within 20 % of the best val cost PDPPO / PPO |",
              "|---|---|---|---|---|---|---|---|"]

@@ -155,9 +155,14 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                 setup_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
                 gx = torch.as_tensor(setup_returns.reshape(-1), dtype=torch.float32, device=device)
             per_machine = config.ratio == "machine"  # the authors' code: one clipped ratio per machine
+
+            def ratio_logp(dist: Any) -> Any:
+                """Log-probability the clipped ratio is taken of: per machine (B, m), or the joint action's (B,)."""
+                logp = dist.log_prob(a)
+                return logp if per_machine else logp.sum(-1)
+
             with torch.no_grad():
-                old_logp = policy.distribution(x).log_prob(a)
-                old_logp = old_logp if per_machine else old_logp.sum(-1)
+                old_logp = ratio_logp(policy.distribution(x))
                 adv = g - policy.value(x)
                 if dual:
                     adv = torch.maximum(adv, gx - policy.value_post(xp))
@@ -166,8 +171,7 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                     adv = adv[:, None]
             for _ in range(config.epochs):
                 dist = policy.distribution(x)
-                logp = dist.log_prob(a) if per_machine else dist.log_prob(a).sum(-1)
-                ratio = torch.exp(logp - old_logp)
+                ratio = torch.exp(ratio_logp(dist) - old_logp)
                 surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
                 loss_actor = -surr.mean() - config.entropy * dist.entropy().sum(-1).mean()
                 opt_actor.zero_grad()

@@ -104,17 +104,15 @@ ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo"
 
 
 BARE_EPOCHS = 10  # runs with this many epochs per update are named by their step count alone (the first ones)
+NEAR_BEST = 0.2  # "steps to within 20 % of the best validation cost" of any run of a setting
 
 
-def run_tag(steps: int, epochs: int | None = None) -> str:
+def run_tag(steps: int, epochs: int) -> str:
     """How runs of a budget are named: the step count, plus ``e<epochs>`` unless 10 epochs per update."""
-    from opsrl.lotsizing.train import PPOConfig
-
-    epochs = PPOConfig().epochs if epochs is None else epochs
     return f"{steps}" if epochs == BARE_EPOCHS else f"{steps}e{epochs}"
 
 
-def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int | None = None) -> dict:
+def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int) -> dict:
     from opsrl.lotsizing.train import train_from_options
 
     tag = run_tag(steps, epochs)
@@ -187,14 +185,12 @@ def _runs(setting: str, algo: str, tag: str, seeds: int) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int | None = None) -> str:
-    from opsrl.lotsizing.train import PPOConfig
-
+def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int) -> str:
     tag = run_tag(steps, epochs)
     lines = [f"Policies on the 100 test scenarios (mean ± sd over training seeds of the mean cost; "
-             f"{seeds} seeds x {steps:,} steps each, {epochs or PPOConfig().epochs} epochs per update)", "",
+             f"{seeds} seeds x {steps:,} steps each, {epochs} epochs per update)", "",
              "| setting | PDPPO | PPO | Welch t (p) | PDPPO ≤ PPO | heuristic | steps to heuristic's val cost PDPPO / PPO "
-             "| steps to within 20 % of the best val cost PDPPO / PPO |",
+             f"| steps to within {NEAR_BEST * 100:.0f} % of the best val cost PDPPO / PPO |",
              "|---|---|---|---|---|---|---|---|"]
     sub = [f"On the first {k} test scenarios (where the MIPs ran): mean cost and gap to the pi-mip lower bound", "",
            "| setting | pi-mip bound | pi-mip plan | rolling-mip | PDPPO (seed mean) | PPO (seed mean) | heuristic | "
@@ -210,7 +206,7 @@ def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int | No
         t, df, p = welch(pd, pp) if len(pd) > 1 and len(pp) > 1 else (float("nan"),) * 3
         thr = _heuristic_val(setting)
         reach = {a: _steps_to(data[a], thr) for a in data}
-        near = 1.2 * min(r["metrics"]["best_val_cost"] for a in data for r in data[a])
+        near = (1 + NEAR_BEST) * min(r["metrics"]["best_val_cost"] for a in data for r in data[a])
         close = {a: _steps_to(data[a], near) for a in data}
         lines.append(f"| {setting} | {_mean_sd(pd)} | {_mean_sd(pp)} | {t:.2f} ({p:.3f}) | "
                      f"{'yes' if statistics.mean(pd) <= statistics.mean(pp) else 'no'} | "
@@ -322,6 +318,10 @@ def main() -> None:
     ap.add_argument("--algos", nargs="+", default=["pdppo", "ppo"], choices=sorted(ALGO_SETS),
                     help="what to train (pdppo-setup: PDPPO with --set post_return=setup)")
     args = ap.parse_args()
+    if args.epochs is None:
+        from opsrl.lotsizing.train import PPOConfig
+
+        args.epochs = PPOConfig().epochs
     if args.quick:
         args.seeds, args.steps, args.mip_scenarios, args.pi_time, args.rolling_step_time = 1, 3200, 1, 5.0, 0.05
     if not args.report:

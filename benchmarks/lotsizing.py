@@ -103,25 +103,35 @@ def _costs(inst, result) -> list[float]:
 ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo", {"post_return": "setup"})}
 
 
+# training recipes: ours (the trainer's defaults), or the authors' code's (leokan92/pdppo): 400 steps (4
+# episodes) per update, returns standardised per update and advantages not, PDPPO's min(V, V_x) fitted to G,
+# entropy 0.012 on the machines' mean, a clipped ratio per machine, Adam weight decay 0.001
+RECIPES = {"ours": (None, {}, {}),
+           "authors": (4, {"returns": "standardise", "adv_norm": "false", "entropy": "0.012", "entropy_reduce": "mean",
+                           "ratio": "machine", "weight_decay": "0.001"}, {"pdppo": {"post_critic": "min"}})}
 BARE_EPOCHS = 10  # runs with this many epochs per update are named by their step count alone (the first ones)
 NEAR_BEST = 0.2  # "steps to within 20 % of the best validation cost" of any run of a setting
 
 
-def run_tag(steps: int, epochs: int) -> str:
-    """How runs of a budget are named: the step count, plus ``e<epochs>`` unless 10 epochs per update."""
-    return f"{steps}" if epochs == BARE_EPOCHS else f"{steps}e{epochs}"
+def run_tag(steps: int, epochs: int, recipe: str = "ours") -> str:
+    """How runs of a budget are named: the step count, plus ``e<epochs>`` unless 10 epochs per update, plus
+    ``-<recipe>`` unless ours."""
+    tag = f"{steps}" if epochs == BARE_EPOCHS else f"{steps}e{epochs}"
+    return tag if recipe == "ours" else f"{tag}-{recipe}"
 
 
-def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int) -> dict:
+def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int, recipe: str = "ours") -> dict:
     from opsrl.lotsizing.train import train_from_options
 
-    tag = run_tag(steps, epochs)
+    tag = run_tag(steps, epochs, recipe)
     ckpt = OUT / "ckpt" / f"{setting}_{algo}_s{seed}_{tag}.safetensors"
     base, sets = ALGO_SETS[algo]
+    batch, recipe_sets, per_algo = RECIPES[recipe]
 
     def make() -> dict:
         opts = TrainOptions(problem="lotsizing", out=ckpt, device="cpu", seed=seed, progress=False, setting=setting,
-                            algo=base, steps=steps, epochs=epochs, sets=dict(sets))
+                            algo=base, steps=steps, epochs=epochs, batch=batch,
+                            sets={**recipe_sets, **per_algo.get(base, {}), **sets})
         metrics = train_from_options(opts)
         inst = get_problem("lotsizing").builtin(setting)
         res = run_solver(inst, base, time_limit=600, seed=seed, params={"checkpoint": str(ckpt)}, isolate=False)
@@ -185,10 +195,10 @@ def _runs(setting: str, algo: str, tag: str, seeds: int) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int) -> str:
-    tag = run_tag(steps, epochs)
+def report(settings: list[str], seeds: int, steps: int, k: int, epochs: int, recipe: str = "ours") -> str:
+    tag = run_tag(steps, epochs, recipe)
     lines = [f"Policies on the 100 test scenarios (mean ± sd over training seeds of the mean cost; "
-             f"{seeds} seeds x {steps:,} steps each, {epochs} epochs per update)", "",
+             f"{seeds} seeds x {steps:,} steps each, {epochs} epochs per update, {recipe} recipe)", "",
              "| setting | PDPPO | PPO | Welch t (p) | PDPPO ≤ PPO | heuristic | steps to heuristic's val cost PDPPO / PPO "
              f"| steps to within {NEAR_BEST * 100:.0f} % of the best val cost PDPPO / PPO |",
              "|---|---|---|---|---|---|---|---|"]
@@ -317,6 +327,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="training runs in parallel (one torch thread each)")
     ap.add_argument("--algos", nargs="+", default=["pdppo", "ppo"], choices=sorted(ALGO_SETS),
                     help="what to train (pdppo-setup: PDPPO with --set post_return=setup)")
+    ap.add_argument("--recipe", default="ours", choices=sorted(RECIPES),
+                    help="training details: ours, or the authors' code's (4 episodes per update and four more)")
     args = ap.parse_args()
     if args.epochs is None:
         from opsrl.lotsizing.train import PPOConfig
@@ -328,7 +340,7 @@ def main() -> None:
         for setting in args.settings:
             t0 = time.perf_counter()
             solver_run(setting, "heuristic", {}, 600)
-            runs = [(setting, algo, seed, args.steps, args.epochs) for seed in range(0 if args.skip_train else args.seeds)
+            runs = [(setting, algo, seed, args.steps, args.epochs, args.recipe) for seed in range(0 if args.skip_train else args.seeds)
                     for algo in args.algos]
             for r in _train_all(runs, args.jobs):
                 print(f"{setting} {r['algo']} seed {r['seed']}: test cost {r['objective']:.0f} "
@@ -341,12 +353,12 @@ def main() -> None:
                            k * get_problem("lotsizing").builtin(setting).horizon * (args.rolling_step_time * 5 + 1))
             print(f"{setting} done in {time.perf_counter() - t0:.0f} s", flush=True)
             if args.ship and not args.skip_train:
-                src = OUT / "ckpt" / f"{setting}_pdppo_s0_{run_tag(args.steps, args.epochs)}.safetensors"
+                src = OUT / "ckpt" / f"{setting}_pdppo_s0_{run_tag(args.steps, args.epochs, args.recipe)}.safetensors"
                 dst = Path("opsrl/weights") / f"lotsizing_{setting}.safetensors"
                 shutil.copyfile(src, dst)
                 shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
-    tag = run_tag(args.steps, args.epochs)
-    table = report(args.settings, args.seeds, args.steps, args.mip_scenarios, args.epochs)
+    tag = run_tag(args.steps, args.epochs, args.recipe)
+    table = report(args.settings, args.seeds, args.steps, args.mip_scenarios, args.epochs, args.recipe)
     print(table)
     (OUT / f"table_{tag}.md").write_text(table + "\n")
     try:

@@ -27,6 +27,9 @@ from opsrl.lotsizing.problem import LotSizing, LotSizingSetting, make_scenarios,
 ALGOS = ("pdppo", "ppo")
 POST_RETURNS = ("setup", "full")
 RATIOS = ("joint", "machine")
+RETURNS = ("scale", "standardise")
+POST_CRITICS = ("separate", "min")
+REDUCES = ("sum", "mean")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class PPOConfig:
     grad_clip: float = 1.0
     post_return: str = "full"  # PDPPO's post-decision critic target: "full" (G) or "setup" (setup costs only)
     ratio: str = "joint"  # PPO's clipped ratio: of the joint action ("joint") or of each machine's choice ("machine")
+    # the authors' code differs in four more details, each an option here (benchmarks/lotsizing.py --recipe authors):
+    returns: str = "scale"  # "scale": costs / a scale fixed at the first rollout; "standardise": G to mean 0, sd 1 per update
+    adv_norm: bool = True  # standardise the advantages per update (the authors do not)
+    post_critic: str = "separate"  # PDPPO: each critic fitted to its return, or "min": min(V, V_x) fitted to G
+    entropy_reduce: str = "sum"  # the entropy bonus: summed over machines, or their "mean" (the authors')
+    weight_decay: float = 0.0  # Adam's weight decay on every network (the authors': 0.001)
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -59,6 +68,14 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
         acc = rewards[t] + gamma * acc
         returns[t] = acc
     return returns
+
+
+def standardised(returns: np.ndarray, how: str) -> np.ndarray:
+    """The critic targets: returns as they are ("scale"), or standardised over the update's batch as the
+    authors do ("standardise"; the scale then changes from update to update)."""
+    if how == "scale":
+        return returns
+    return (returns - returns.mean()) / (returns.std() + 1e-7)
 
 
 def validation_scenarios(setting: LotSizingSetting, count: int):
@@ -92,8 +109,12 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
         raise UsageError(f"--algo {config.algo}: expected one of {', '.join(ALGOS)}")
     if config.post_return not in POST_RETURNS:
         raise UsageError(f"--set post_return={config.post_return}: expected one of {', '.join(POST_RETURNS)}")
-    if config.ratio not in RATIOS:
-        raise UsageError(f"--set ratio={config.ratio}: expected one of {', '.join(RATIOS)}")
+    for key, allowed in (("ratio", RATIOS), ("returns", RETURNS), ("post_critic", POST_CRITICS),
+                         ("entropy_reduce", REDUCES)):
+        if getattr(config, key) not in allowed:
+            raise UsageError(f"--set {key}={getattr(config, key)}: expected one of {', '.join(allowed)}")
+    if config.post_critic == "min" and config.post_return != "full":
+        raise UsageError("--set post_critic=min fits min(V, V_x) to the full return: it needs post_return=full")
     torch.manual_seed(seed)
     if device == "cpu":
         torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
@@ -101,9 +122,11 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
     dual = config.algo == "pdppo"
     policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, config.hidden, dual), setting.mask)
     policy.to(device)
-    opt_actor = torch.optim.Adam(policy.actor.parameters(), lr=config.lr_actor)
-    opt_critic = torch.optim.Adam(policy.critic.parameters(), lr=config.lr_critic)
-    opt_post = torch.optim.Adam(policy.critic_post.parameters(), lr=config.lr_critic) if dual else None
+    wd = config.weight_decay
+    opt_actor = torch.optim.Adam(policy.actor.parameters(), lr=config.lr_actor, weight_decay=wd)
+    opt_critic = torch.optim.Adam(policy.critic.parameters(), lr=config.lr_critic, weight_decay=wd)
+    opt_post = torch.optim.Adam(policy.critic_post.parameters(), lr=config.lr_critic, weight_decay=wd) if dual else None
+    min_critic = dual and config.post_critic == "min"
     env = BatchEnv(setting, config.batch, rng)
     gen = torch.Generator().manual_seed(seed)
     val = validation_scenarios(setting, config.val_scenarios)
@@ -143,7 +166,7 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
             if reward_scale is None:  # fixed from the first rollout: values stay on one scale
                 reward_scale = float(max(costs.mean(), 1e-6))
             rewards = -costs / reward_scale
-            returns = discounted_returns(rewards, config.gamma)
+            returns = standardised(discounted_returns(rewards, config.gamma), config.returns)
             # ---- PPO update
             policy.train()
             x = torch.from_numpy(obs.reshape(T * B, -1)).to(device)
@@ -152,7 +175,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
             xp = torch.from_numpy(post_obs.reshape(T * B, -1)).to(device) if dual else None
             gx = g  # the post-decision critic's return: G, or the setup costs' own return
             if dual and config.post_return == "setup":
-                setup_returns = discounted_returns(-setup_costs / reward_scale, config.gamma)
+                setup_returns = standardised(discounted_returns(-setup_costs / reward_scale, config.gamma),
+                                             config.returns)
                 gx = torch.as_tensor(setup_returns.reshape(-1), dtype=torch.float32, device=device)
             per_machine = config.ratio == "machine"  # the authors' code: one clipped ratio per machine
 
@@ -164,20 +188,32 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
             with torch.no_grad():
                 old_logp = ratio_logp(policy.distribution(x))
                 adv = g - policy.value(x)
-                if dual:
+                if dual:  # with gx = G both forms are G - min(V, V_x)
                     adv = torch.maximum(adv, gx - policy.value_post(xp))
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if config.adv_norm:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 if per_machine:
                     adv = adv[:, None]
             for _ in range(config.epochs):
                 dist = policy.distribution(x)
                 ratio = torch.exp(ratio_logp(dist) - old_logp)
                 surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
-                loss_actor = -surr.mean() - config.entropy * dist.entropy().sum(-1).mean()
+                entropy = dist.entropy().sum(-1) if config.entropy_reduce == "sum" else dist.entropy().mean(-1)
+                loss_actor = -surr.mean() - config.entropy * entropy.mean()
                 opt_actor.zero_grad()
                 loss_actor.backward()
                 torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), config.grad_clip)
                 opt_actor.step()
+                if min_critic:  # the authors' PDPPO: one loss on the smaller estimate, both critics step
+                    loss_critic = torch.nn.functional.mse_loss(torch.minimum(policy.value(x), policy.value_post(xp)), g)
+                    loss_post = loss_critic
+                    opt_critic.zero_grad()
+                    opt_post.zero_grad()
+                    loss_critic.backward()
+                    for net, opt in ((policy.critic, opt_critic), (policy.critic_post, opt_post)):
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                        opt.step()
+                    continue
                 loss_critic = torch.nn.functional.mse_loss(policy.value(x), g)
                 opt_critic.zero_grad()
                 loss_critic.backward()
@@ -239,8 +275,9 @@ def resolve_setting(name: str) -> LotSizingSetting:
     raise UsageError(f"--setting {name}: expected a built-in setting ({', '.join(BUILTIN_SEEDS)}) or a .json file")
 
 
-SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in ("hidden", "gamma", "clip", "entropy", "lr_critic",
-                                                       "eval_every", "val_scenarios", "grad_clip", "post_return", "ratio")}
+SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in (
+    "hidden", "gamma", "clip", "entropy", "lr_critic", "eval_every", "val_scenarios", "grad_clip", "post_return",
+    "ratio", "returns", "adv_norm", "post_critic", "entropy_reduce", "weight_decay")}
 
 
 def train_from_options(options: Any) -> dict[str, Any]:
@@ -274,7 +311,8 @@ def train_from_options(options: Any) -> dict[str, Any]:
     policy, metrics, _ = train(setting, config, seed=options.seed, device=device, progress=options.progress,
                                curve_path=curve_path)
     command = (f"opsrl train --problem lotsizing --setting {options.setting} --algo {algo} --steps {config.steps} "
-               f"--batch {config.batch} --epochs {config.epochs} --seed {options.seed} --out {out}")
+               f"--batch {config.batch} --epochs {config.epochs} --seed {options.seed} "
+               + "".join(f"--set {k}={v} " for k, v in options.sets.items()) + f"--out {out}")
     meta = {"problem": "lotsizing", "kind": algo, "architecture": config_dict(policy.config),
             "setting": setting.name, "setting_dims": [setting.n_items, setting.n_machines],
             "training": {**asdict(config), "seed": options.seed, "device": device}, "metrics": metrics,

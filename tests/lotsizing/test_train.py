@@ -34,16 +34,32 @@ def test_discounted_returns():
     assert g[:, 1] == pytest.approx([0.5, 1.0, 0.0])
 
 
-@pytest.mark.parametrize("algo,post_return,steps,ratio", [
-    ("ppo", "full", 6400, "joint"), ("pdppo", "full", 6400, "joint"),
-    ("pdppo", "setup", 12800, "joint"),  # the setup return learns slower
-    ("pdppo", "full", 6400, "machine")])  # the authors' per-machine clipped ratio
-def test_training_lowers_cost_on_a_small_setting(algo, post_return, steps, ratio):
+def test_standardised_returns():
+    from opsrl.lotsizing.train import standardised
+
+    g = np.array([[-3.0, -1.0], [-2.0, 0.0]])
+    assert standardised(g, "scale") is g
+    z = standardised(g, "standardise")
+    assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1, rel=1e-5)
+    assert np.argsort(z, axis=None).tolist() == np.argsort(g, axis=None).tolist()
+
+
+# the authors' code's details (benchmarks/lotsizing.py --recipe authors), PDPPO's critics fitted through min(V, V_x)
+AUTHORS = {"batch": 4, "epochs": 40, "returns": "standardise", "adv_norm": False, "entropy": 0.012,
+           "entropy_reduce": "mean", "ratio": "machine", "weight_decay": 0.001}
+
+
+@pytest.mark.parametrize("algo,steps,options", [
+    ("ppo", 6400, {}), ("pdppo", 6400, {}),
+    ("pdppo", 12800, {"post_return": "setup"}),  # the setup return learns slower
+    ("pdppo", 6400, {"ratio": "machine"}),  # the authors' per-machine clipped ratio
+    ("ppo", 6400, AUTHORS), ("pdppo", 6400, {**AUTHORS, "post_critic": "min"})])
+def test_training_lowers_cost_on_a_small_setting(algo, steps, options):
     s = small()
     torch.manual_seed(0)
     untrained = LotSizingPolicy(PolicyConfig(3, 2, 64, algo == "pdppo"), s.mask).eval()
     before = rollout_cost(untrained, s, validation_scenarios(s, 20))
-    config = PPOConfig(algo=algo, steps=steps, eval_every=2, post_return=post_return, ratio=ratio)
+    config = PPOConfig(algo=algo, steps=steps, eval_every=2, **options)
     pol, metrics, curve = train(s, config, seed=0)
     after = rollout_cost(pol, s, validation_scenarios(s, 20))
     assert after < 0.8 * before, (before, after)
@@ -76,6 +92,11 @@ def test_train_from_options_writes_checkpoint_and_curve(tmp_path, monkeypatch):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"post_return": "x"}))
     with pytest.raises(UsageError, match="ratio"):
         train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"ratio": "x"}))
+    with pytest.raises(UsageError, match="post_critic=min .* needs post_return=full"):
+        train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path),
+                                        sets={"post_critic": "min", "post_return": "setup"}))
+    with pytest.raises(UsageError, match="returns=x: expected one of scale, standardise"):
+        train_from_options(TrainOptions(problem="lotsizing", out=out, setting=str(path), sets={"returns": "x"}))
 
 
 def test_shipped_checkpoints_beat_the_heuristic():

@@ -19,6 +19,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -106,9 +107,16 @@ ALGO_SETS = {"pdppo": ("pdppo", {}), "ppo": ("ppo", {}), "pdppo-setup": ("pdppo"
 # training recipes: ours (the trainer's defaults), or the authors' code's (leokan92/pdppo): 400 steps (4
 # episodes) per update, returns standardised per update and advantages not, PDPPO's min(V, V_x) fitted to G,
 # entropy 0.012 on the machines' mean, a clipped ratio per machine, Adam weight decay 0.001
-RECIPES = {"ours": (None, {}, {}),
-           "authors": (4, {"returns": "standardise", "adv_norm": "false", "entropy": "0.012", "entropy_reduce": "mean",
-                           "ratio": "machine", "weight_decay": "0.001"}, {"pdppo": {"post_critic": "min"}})}
+class Recipe(NamedTuple):
+    batch: int | None  # episodes per update (None: the trainer's)
+    sets: dict[str, str]  # --set options for every algorithm
+    per_algo: dict[str, dict[str, str]]  # and for one algorithm only
+
+
+RECIPES = {"ours": Recipe(None, {}, {}),
+           "authors": Recipe(4, {"returns": "standardise", "adv_norm": "false", "entropy": "0.012",
+                                 "entropy_reduce": "mean", "ratio": "machine", "weight_decay": "0.001"},
+                             {"pdppo": {"post_critic": "min"}})}
 BARE_EPOCHS = 10  # runs with this many epochs per update are named by their step count alone (the first ones)
 NEAR_BEST = 0.2  # "steps to within 20 % of the best validation cost" of any run of a setting
 
@@ -126,12 +134,12 @@ def train_run(setting: str, algo: str, seed: int, steps: int, epochs: int, recip
     tag = run_tag(steps, epochs, recipe)
     ckpt = OUT / "ckpt" / f"{setting}_{algo}_s{seed}_{tag}.safetensors"
     base, sets = ALGO_SETS[algo]
-    batch, recipe_sets, per_algo = RECIPES[recipe]
+    rec = RECIPES[recipe]
 
     def make() -> dict:
         opts = TrainOptions(problem="lotsizing", out=ckpt, device="cpu", seed=seed, progress=False, setting=setting,
-                            algo=base, steps=steps, epochs=epochs, batch=batch,
-                            sets={**recipe_sets, **per_algo.get(base, {}), **sets})
+                            algo=base, steps=steps, epochs=epochs, batch=rec.batch,
+                            sets={**rec.sets, **rec.per_algo.get(base, {}), **sets})
         metrics = train_from_options(opts)
         inst = get_problem("lotsizing").builtin(setting)
         res = run_solver(inst, base, time_limit=600, seed=seed, params={"checkpoint": str(ckpt)}, isolate=False)

@@ -107,10 +107,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
 
     if config.algo not in ALGOS:
         raise UsageError(f"--algo {config.algo}: expected one of {', '.join(ALGOS)}")
-    if config.post_return not in POST_RETURNS:
-        raise UsageError(f"--set post_return={config.post_return}: expected one of {', '.join(POST_RETURNS)}")
-    for key, allowed in (("ratio", RATIOS), ("returns", RETURNS), ("post_critic", POST_CRITICS),
-                         ("entropy_reduce", REDUCES)):
+    for key, allowed in (("post_return", POST_RETURNS), ("ratio", RATIOS), ("returns", RETURNS),
+                         ("post_critic", POST_CRITICS), ("entropy_reduce", REDUCES)):
         if getattr(config, key) not in allowed:
             raise UsageError(f"--set {key}={getattr(config, key)}: expected one of {', '.join(allowed)}")
     if config.post_critic == "min" and config.post_return != "full":
@@ -127,6 +125,15 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
     opt_critic = torch.optim.Adam(policy.critic.parameters(), lr=config.lr_critic, weight_decay=wd)
     opt_post = torch.optim.Adam(policy.critic_post.parameters(), lr=config.lr_critic, weight_decay=wd) if dual else None
     min_critic = dual and config.post_critic == "min"
+
+    def descend(loss: Any, *parts: tuple[Any, Any]) -> None:
+        """One gradient step of ``loss`` for each (network, optimiser) pair, the gradient clipped per network."""
+        for _, opt in parts:
+            opt.zero_grad()
+        loss.backward()
+        for net, opt in parts:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            opt.step()
     env = BatchEnv(setting, config.batch, rng)
     gen = torch.Generator().manual_seed(seed)
     val = validation_scenarios(setting, config.val_scenarios)
@@ -200,31 +207,17 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                 surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
                 entropy = dist.entropy().sum(-1) if config.entropy_reduce == "sum" else dist.entropy().mean(-1)
                 loss_actor = -surr.mean() - config.entropy * entropy.mean()
-                opt_actor.zero_grad()
-                loss_actor.backward()
-                torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), config.grad_clip)
-                opt_actor.step()
+                descend(loss_actor, (policy.actor, opt_actor))
                 if min_critic:  # the authors' PDPPO: one loss on the smaller estimate, both critics step
-                    loss_critic = torch.nn.functional.mse_loss(torch.minimum(policy.value(x), policy.value_post(xp)), g)
-                    loss_post = loss_critic
-                    opt_critic.zero_grad()
-                    opt_post.zero_grad()
-                    loss_critic.backward()
-                    for net, opt in ((policy.critic, opt_critic), (policy.critic_post, opt_post)):
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-                        opt.step()
+                    loss_critic = loss_post = torch.nn.functional.mse_loss(
+                        torch.minimum(policy.value(x), policy.value_post(xp)), g)
+                    descend(loss_critic, (policy.critic, opt_critic), (policy.critic_post, opt_post))
                     continue
                 loss_critic = torch.nn.functional.mse_loss(policy.value(x), g)
-                opt_critic.zero_grad()
-                loss_critic.backward()
-                torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), config.grad_clip)
-                opt_critic.step()
+                descend(loss_critic, (policy.critic, opt_critic))
                 if dual:
                     loss_post = torch.nn.functional.mse_loss(policy.value_post(xp), gx)
-                    opt_post.zero_grad()
-                    loss_post.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.critic_post.parameters(), config.grad_clip)
-                    opt_post.step()
+                    descend(loss_post, (policy.critic_post, opt_post))
             steps = update * per_update
             row = {"update": update, "steps": steps, "train_cost": float(costs.sum(0).mean()),
                    "discounted_return": float((rewards * discount[:, None]).sum(0).mean()),

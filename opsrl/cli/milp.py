@@ -1,4 +1,4 @@
-"""``opsrl milp``: MILP-family tools: expert-sample collection, distributions and hardness labels."""
+"""``opsrl milp``: MILP-family tools: expert-sample collection, distributions, hardness labels, policy accuracy."""
 
 from __future__ import annotations
 
@@ -58,3 +58,22 @@ def label(
 
     out = label_hardness(resolve(distribution), count=count, time_limit=time_limit, thresholds=(easy, hard))
     typer.echo(json.dumps({"label": out["label"], "median_s": out["median_s"]}))
+
+
+@milp_app.command("accuracy")
+def accuracy(
+    checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Policy checkpoint (a file, or a shipped name such as setcover)."),
+    distribution: Optional[str] = typer.Option(None, "--distribution", "-d", help="Distribution whose samples to score."),
+    split: str = typer.Option("val", "--split", help="train, val or test samples."),
+    data: Optional[str] = typer.Option(None, "--data", help="A sample folder instead of a distribution."),
+) -> None:
+    """Top-1/5/10 accuracy of a policy against strong branching, beside pseudo-cost and most-infeasible."""
+    from pathlib import Path
+
+    from opsrl.core.errors import UsageError
+    from opsrl.milp.train import accuracy as run
+
+    if (distribution is None) == (data is None):
+        raise UsageError("opsrl milp accuracy needs exactly one of --distribution D or --data SAMPLE_FOLDER")
+    out = run(checkpoint, distribution, split, Path(data) if data else None)
+    typer.echo(json.dumps(out))

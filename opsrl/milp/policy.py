@@ -214,13 +214,16 @@ def learned_branchrule(policy: nn.Module) -> Any:
 
 
 def cross_entropy_topk(logits: torch.Tensor, batch: torch.Tensor, target: torch.Tensor,
+                       best: torch.Tensor | None = None,
                        ks: tuple[int, ...] = (1, 5, 10)) -> tuple[torch.Tensor, dict[int, float]]:
-    """Cross-entropy over each sample's candidates, and top-k accuracy against the expert's choice.
+    """Cross-entropy over each sample's candidates on the expert's choice, and top-k accuracy.
 
     ``logits`` and ``batch`` are per candidate (batch = sample id); ``target`` the position of the
-    expert's choice in each sample's candidate list (concatenated order).
+    expert's choice in each sample's candidate list (concatenated order). ``best`` (per candidate)
+    marks the candidates whose strong-branching score ties the best one: a top k holding any of them
+    counts, as Gasse et al. count accuracy; without it only the expert's choice counts.
     """
-    from torch_geometric.utils import softmax
+    from torch_geometric.utils import scatter, softmax
 
     n = int(batch.max()) + 1 if len(batch) else 0
     logp = torch.log(softmax(logits, batch, num_nodes=len(logits)).clamp_min(1e-30))
@@ -229,12 +232,28 @@ def cross_entropy_topk(logits: torch.Tensor, batch: torch.Tensor, target: torch.
     starts[1:] = torch.cumsum(counts, 0)[:-1]
     loss = -logp[starts + target].mean()
     acc = {}
-    with torch.no_grad():
-        chosen = logits[starts + target]
-        higher = torch.zeros(n, device=logits.device).index_add_(0, batch, (logits > chosen[batch]).float())
+    with torch.no_grad():  # rank of each candidate in its sample: by logit, ties to the earlier (as argmax)
+        by_logit = torch.sort(-logits, stable=True).indices
+        perm = by_logit[torch.sort(batch[by_logit], stable=True).indices]
+        rank = torch.empty_like(batch)
+        rank[perm] = torch.arange(len(perm), device=logits.device) - starts[batch[perm]]
+        if best is None:
+            first = rank[starts + target]
+        else:  # the best-ranked of the tied best candidates (the expert's choice is always one)
+            masked = torch.where(best.bool(), rank, torch.full_like(rank, len(rank)))
+            first = scatter(masked, batch, dim=0, dim_size=n, reduce="min")
         for k in ks:
-            acc[k] = float((higher < k).float().mean())
+            acc[k] = float((first < k).float().mean())
     return loss, acc
+
+
+def tied_best(scores: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Which candidates' strong-branching scores tie the best finite one (within ``rtol``, relative)."""
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return np.zeros(len(scores), dtype=bool)
+    top = scores[finite].max()
+    return finite & (scores >= top - rtol * max(1.0, abs(top)))
 
 
 def numpy_graph(arrays: dict[str, np.ndarray]) -> Graph:

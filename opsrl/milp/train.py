@@ -29,7 +29,7 @@ from torch_geometric.data import Batch, Data, Dataset
 from opsrl.core import distributed
 from opsrl.core.errors import OpsrlError, UsageError
 from opsrl.milp.collect import sample_dir
-from opsrl.milp.policy import GCNN, Hybrid, cross_entropy_topk
+from opsrl.milp.policy import GCNN, Hybrid, cross_entropy_topk, tied_best
 
 
 class BipartiteSample(Data):
@@ -65,7 +65,8 @@ class SampleDataset(Dataset):
                 cons=torch.from_numpy(z["cons"]), edge_index=torch.from_numpy(z["edge_index"]),
                 edge_attr=torch.from_numpy(z["edge_attr"]), var=torch.from_numpy(z["var"]),
                 cand_pos=torch.from_numpy(z["cand_pos"]), target=torch.tensor([int(z["target"])]),
-                node_feats=torch.from_numpy(z["node_feats"]), root_rows=torch.from_numpy(z["root_rows"]))
+                node_feats=torch.from_numpy(z["node_feats"]), root_rows=torch.from_numpy(z["root_rows"]),
+                best=torch.from_numpy(tied_best(z["scores"])))
         data.num_nodes = data.var.size(0)
         return data
 
@@ -127,7 +128,7 @@ def run_gcnn_epoch(model: Any, loader: Iterable[Any], device: str, optimizer: An
         graphs = graphs.to(device)
         with torch.set_grad_enabled(optimizer is not None):
             logits = model(graphs.cons, graphs.edge_index, graphs.edge_attr, graphs.var)[graphs.cand_pos]
-            loss, acc = cross_entropy_topk(logits, graphs.cand_pos_batch, graphs.target)
+            loss, acc = cross_entropy_topk(logits, graphs.cand_pos_batch, graphs.target, graphs.best)
         if optimizer is not None:
             optimizer.zero_grad()
             (loss * (k * ctx.world / size)).backward()
@@ -215,8 +216,9 @@ def _hybrid_batches(dataset: SampleDataset, roots: dict[Path, torch.Tensor]) -> 
             rows = torch.from_numpy(z["root_rows"])
             feats = torch.from_numpy(z["node_feats"])
             target = int(z["target"])
+            best = torch.from_numpy(tied_best(z["scores"]))
         e = emb[rows.clamp_min(0).to(emb.device)] * (rows >= 0).unsqueeze(-1).to(emb.device)
-        items.append((e, feats.to(emb.device), target))
+        items.append((e, feats.to(emb.device), target, best.to(emb.device)))
     return items
 
 
@@ -230,8 +232,9 @@ def _hybrid_pass(model: Hybrid, items: list, batch: int, optimizer: Any = None, 
         feats = torch.cat([c[1] for c in chunk])
         ids = torch.cat([torch.full((len(c[1]),), j, dtype=torch.long) for j, c in enumerate(chunk)]).to(emb.device)
         target = torch.tensor([c[2] for c in chunk], device=emb.device)
+        best = torch.cat([c[3] for c in chunk])
         with torch.set_grad_enabled(optimizer is not None):
-            loss, acc = cross_entropy_topk(model.score(emb, feats), ids, target)
+            loss, acc = cross_entropy_topk(model.score(emb, feats), ids, target, best)
         if optimizer is not None:
             optimizer.zero_grad()
             loss.backward()
@@ -273,6 +276,49 @@ def train_hybrid(gnn: GCNN, train_set: SampleDataset, val_set: SampleDataset, de
     model.load_state_dict(best_state)
     return model.eval(), {"history_len": len(history),
                           "val": history[[h["val"]["acc1"] for h in history].index(best)]["val"]}
+
+
+def rule_scores(items: list[tuple[torch.Tensor, ...]], rule: str) -> list[torch.Tensor]:
+    """Per-sample candidate scores of a classical rule from the samples' node features."""
+    column = {"pscost": 3, "mostinf": 1}[rule]  # pseudo-cost score / top; distance to the nearest integer
+    return [it[1][:, column] for it in items]
+
+
+def _topk(scores: list[torch.Tensor], items: list[tuple[torch.Tensor, ...]]) -> dict[str, float]:
+    logits = torch.cat(scores)
+    ids = torch.cat([torch.full((len(s),), j, dtype=torch.long) for j, s in enumerate(scores)])
+    target = torch.tensor([it[2] for it in items])
+    _, acc = cross_entropy_topk(logits, ids, target, torch.cat([it[3] for it in items]))
+    return {f"acc{k}": v for k, v in acc.items()}
+
+
+def accuracy(checkpoint: str | Path, distribution: str | None = None, split: str = "val",
+             folder: Path | None = None) -> dict[str, Any]:
+    """Top-1/5/10 accuracy of a policy on the expert samples of ``split`` (ties with the best strong-branching
+    score count, as Gasse et al. count them), beside pseudo-cost, most-infeasible and random choice on the
+    same samples: how much of strong branching the policy has learned beyond the rules it explores with."""
+    from opsrl.milp.policy import graph_tensors, load_policy, numpy_graph
+
+    folders = [folder] if folder is not None else _folders(distribution or "", split)
+    dataset = SampleDataset([f for f in folders if f.is_dir()])
+    if len(dataset) == 0:
+        raise OpsrlError(f"no {split} samples for {distribution or folder}: run `opsrl milp collect --split {split} ...` first")
+    policy = load_policy(checkpoint)
+    gnn = policy.gnn if policy.kind == "hybrid" else policy
+    items = _hybrid_batches(dataset, _root_embeddings(gnn, dataset.files, "cpu"))
+    with torch.no_grad():
+        if policy.kind == "hybrid":
+            scores = [policy.score(e, f) for e, f, *_ in items]
+        else:
+            scores = []
+            for path in dataset.files:
+                with np.load(path) as z:
+                    logits = policy(*graph_tensors(numpy_graph(dict(z))))
+                    scores.append(logits[torch.from_numpy(z["cand_pos"])])
+    random = [float(it[3].float().mean()) for it in items]  # chance that a uniform pick is a best one
+    return {"samples": len(dataset), "policy": _topk(scores, items), "pscost": _topk(rule_scores(items, "pscost"), items),
+            "mostinf": _topk(rule_scores(items, "mostinf"), items), "random_acc1": float(np.mean(random)),
+            "candidates": float(np.mean([len(it[1]) for it in items]))}
 
 
 def train_from_options(options: Any) -> dict[str, Any]:

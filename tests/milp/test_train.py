@@ -105,3 +105,40 @@ def test_train_from_options_writes_a_loadable_policy(toy_samples, tmp_path):
     assert meta["kind"] == "hybrid" and "opsrl train --problem milp" in meta["recipe"]["command"]
     policy = load_policy(tmp_path / "toy.safetensors")
     assert policy.kind == "hybrid" and policy.gnn.emb == 8
+
+
+def test_topk_accuracy_counts_ties_with_the_best_score():
+    """Accuracy counts a top k holding any candidate tied with the best score; equal logits rank in order."""
+    import numpy as np
+    import torch
+
+    from opsrl.milp.policy import cross_entropy_topk, tied_best
+
+    logits = torch.tensor([1.0, 3.0, 2.0, 5.0, 5.0, 0.0, 0.0, 0.0, 0.0])
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    target = torch.tensor([2, 1, 2])
+    _, only_choice = cross_entropy_topk(logits, batch, target, ks=(1, 2, 3))
+    assert only_choice == pytest.approx({1: 0.0, 2: 2 / 3, 3: 1.0})  # choices ranked 1, 1 (tie, later), 2
+    best = torch.from_numpy(np.concatenate([tied_best(np.array(s)) for s in
+                                            ([1.0, 7.0, 7.0], [0.0, 4.0, 1.0], [-np.inf, 2.0, 3.0])]))
+    _, with_ties = cross_entropy_topk(logits, batch, target, best, ks=(1, 2, 3))
+    assert with_ties[1] == pytest.approx(1 / 3) and with_ties[2] == pytest.approx(2 / 3)
+
+
+def test_accuracy_command_scores_the_policy_and_the_rules(toy_samples, tmp_path, cli):
+    from opsrl.milp.train import train_from_options
+
+    ckpt = tmp_path / "toy.safetensors"
+    train_from_options(TrainOptions(problem="milp", out=ckpt, device="cpu", progress=False, distribution="sc-toy",
+                                    epochs=1, batch=4, sets={"emb": "8", "hybrid_epochs": "2"}))
+    code, stdout, _ = cli("milp", "accuracy", "-c", ckpt, "-d", "sc-toy", "--split", "train")
+    assert code == 0
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out["samples"] == toy_samples[0]["samples"]
+    for rule in ("policy", "pscost", "mostinf"):
+        assert 0.0 <= out[rule]["acc1"] <= out[rule]["acc5"] <= out[rule]["acc10"] <= 1.0
+    assert 0.0 < out["random_acc1"] <= 1.0
+    code, _, err = cli("milp", "accuracy", "-c", ckpt, "-d", "sc-toy", "--split", "test")
+    assert code == 1 and "no test samples" in err
+    code, _, err = cli("milp", "accuracy", "-c", ckpt)
+    assert code == 2 and "--distribution" in err

@@ -65,7 +65,7 @@ def accuracy(
     checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Policy checkpoint (a file, or a shipped name such as setcover)."),
     distribution: Optional[str] = typer.Option(None, "--distribution", "-d", help="Distribution whose samples to score."),
     split: str = typer.Option("val", "--split", help="train, val or test samples."),
-    data: Optional[str] = typer.Option(None, "--data", help="A sample folder instead of a distribution."),
+    data: Optional[str] = typer.Option(None, "--data", help="A sample folder (with train/ and val/, as opsrl train --data takes) instead of a distribution."),
 ) -> None:
     """Top-1/5/10 accuracy of a policy against strong branching, beside pseudo-cost and most-infeasible."""
     from pathlib import Path
@@ -75,5 +75,5 @@ def accuracy(
 
     if (distribution is None) == (data is None):
         raise UsageError("opsrl milp accuracy needs exactly one of --distribution D or --data SAMPLE_FOLDER")
-    out = run(checkpoint, distribution, split, Path(data) if data else None)
+    out = run(checkpoint, distribution, split, Path(data) / split if data else None)
     typer.echo(json.dumps(out))

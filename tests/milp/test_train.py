@@ -142,3 +142,7 @@ def test_accuracy_command_scores_the_policy_and_the_rules(toy_samples, tmp_path,
     assert code == 1 and "no test samples" in err
     code, _, err = cli("milp", "accuracy", "-c", ckpt)
     assert code == 2 and "--distribution" in err
+    from opsrl.milp.collect import sample_dir
+
+    code, stdout, _ = cli("milp", "accuracy", "-c", ckpt, "--data", sample_dir("sc-toy", "train").parent, "--split", "val")
+    assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["samples"] >= 1

@@ -16,6 +16,8 @@ N_VAR_FEATS = 19
 N_CONS_FEATS = 5
 N_EDGE_FEATS = 1
 N_NODE_FEATS = 5  # per-candidate node features of the hybrid (CPU) policy
+# their columns, in the order node_features writes them
+NODE_COLUMNS = {"frac": 0, "dist_to_int": 1, "lp_value": 2, "pscost_rel": 3, "pscost_log": 4}
 
 # column feature positions in PySCIPOpt's representation
 _C = {"obj_coef": 4, "sol_val": 9, "red_cost": 11, "age": 18}

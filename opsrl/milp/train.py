@@ -29,6 +29,7 @@ from torch_geometric.data import Batch, Data, Dataset
 from opsrl.core import distributed
 from opsrl.core.errors import OpsrlError, UsageError
 from opsrl.milp.collect import sample_dir
+from opsrl.milp.features import NODE_COLUMNS
 from opsrl.milp.policy import GCNN, Hybrid, cross_entropy_topk, tied_best
 
 
@@ -222,6 +223,14 @@ def _hybrid_batches(dataset: SampleDataset, roots: dict[Path, torch.Tensor]) -> 
     return items
 
 
+def _labels(items: list[tuple[Any, ...]], device: Any = "cpu") -> tuple[torch.Tensor, ...]:
+    """For the candidates of ``items`` in concatenated order: sample ids, each sample's expert choice,
+    and which candidates tie the best score (``cross_entropy_topk``'s arguments after the logits)."""
+    ids = torch.cat([torch.full((len(it[1]),), j, dtype=torch.long) for j, it in enumerate(items)]).to(device)
+    target = torch.tensor([it[2] for it in items], device=device)
+    return ids, target, torch.cat([it[3] for it in items]).to(device)
+
+
 def _hybrid_pass(model: Hybrid, items: list, batch: int, optimizer: Any = None, rng: Any = None) -> dict[str, float]:
     order = rng.permutation(len(items)) if rng is not None else np.arange(len(items))
     totals, n = {"loss": 0.0, "acc1": 0.0, "acc5": 0.0, "acc10": 0.0}, 0
@@ -230,11 +239,8 @@ def _hybrid_pass(model: Hybrid, items: list, batch: int, optimizer: Any = None, 
         chunk = [items[i] for i in order[s:s + batch]]
         emb = torch.cat([c[0] for c in chunk])
         feats = torch.cat([c[1] for c in chunk])
-        ids = torch.cat([torch.full((len(c[1]),), j, dtype=torch.long) for j, c in enumerate(chunk)]).to(emb.device)
-        target = torch.tensor([c[2] for c in chunk], device=emb.device)
-        best = torch.cat([c[3] for c in chunk])
         with torch.set_grad_enabled(optimizer is not None):
-            loss, acc = cross_entropy_topk(model.score(emb, feats), ids, target, best)
+            loss, acc = cross_entropy_topk(model.score(emb, feats), *_labels(chunk, emb.device))
         if optimizer is not None:
             optimizer.zero_grad()
             loss.backward()
@@ -279,16 +285,13 @@ def train_hybrid(gnn: GCNN, train_set: SampleDataset, val_set: SampleDataset, de
 
 
 def rule_scores(items: list[tuple[torch.Tensor, ...]], rule: str) -> list[torch.Tensor]:
-    """Per-sample candidate scores of a classical rule from the samples' node features."""
-    column = {"pscost": 3, "mostinf": 1}[rule]  # pseudo-cost score / top; distance to the nearest integer
+    """Per-sample candidate scores of a classical rule, read off the samples' node features."""
+    column = NODE_COLUMNS[{"pscost": "pscost_rel", "mostinf": "dist_to_int"}[rule]]
     return [it[1][:, column] for it in items]
 
 
 def _topk(scores: list[torch.Tensor], items: list[tuple[torch.Tensor, ...]]) -> dict[str, float]:
-    logits = torch.cat(scores)
-    ids = torch.cat([torch.full((len(s),), j, dtype=torch.long) for j, s in enumerate(scores)])
-    target = torch.tensor([it[2] for it in items])
-    _, acc = cross_entropy_topk(logits, ids, target, torch.cat([it[3] for it in items]))
+    _, acc = cross_entropy_topk(torch.cat(scores), *_labels(items))
     return {f"acc{k}": v for k, v in acc.items()}
 
 
@@ -297,24 +300,22 @@ def accuracy(checkpoint: str | Path, distribution: str | None = None, split: str
     """Top-1/5/10 accuracy of a policy on the expert samples of ``split`` (ties with the best strong-branching
     score count, as Gasse et al. count them), beside pseudo-cost, most-infeasible and random choice on the
     same samples: how much of strong branching the policy has learned beyond the rules it explores with."""
-    from opsrl.milp.policy import graph_tensors, load_policy, numpy_graph
+    from opsrl.milp.policy import load_policy
 
     folders = [folder] if folder is not None else _folders(distribution or "", split)
     dataset = SampleDataset([f for f in folders if f.is_dir()])
     if len(dataset) == 0:
         raise OpsrlError(f"no {split} samples for {distribution or folder}: run `opsrl milp collect --split {split} ...` first")
     policy = load_policy(checkpoint)
-    gnn = policy.gnn if policy.kind == "hybrid" else policy
-    items = _hybrid_batches(dataset, _root_embeddings(gnn, dataset.files, "cpu"))
     with torch.no_grad():
         if policy.kind == "hybrid":
+            items = _hybrid_batches(dataset, _root_embeddings(policy.gnn, dataset.files, "cpu"))
             scores = [policy.score(e, f) for e, f, *_ in items]
-        else:
-            scores = []
-            for path in dataset.files:
-                with np.load(path) as z:
-                    logits = policy(*graph_tensors(numpy_graph(dict(z))))
-                    scores.append(logits[torch.from_numpy(z["cand_pos"])])
+        else:  # the GCNN scores each sample's own node graph: no root embeddings
+            items, scores = [], []
+            for sample in dataset:
+                scores.append(policy(sample.cons, sample.edge_index, sample.edge_attr, sample.var)[sample.cand_pos])
+                items.append((None, sample.node_feats, int(sample.target), sample.best))
     random = [float(it[3].float().mean()) for it in items]  # chance that a uniform pick is a best one
     return {"samples": len(dataset), "policy": _topk(scores, items), "pscost": _topk(rule_scores(items, "pscost"), items),
             "mostinf": _topk(rule_scores(items, "mostinf"), items), "random_acc1": float(np.mean(random)),

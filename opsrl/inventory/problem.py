@@ -546,6 +546,8 @@ def load_setting(path: Path) -> InventoryInstance:
         inst = InventoryInstance(name=str(doc.get("name", path.stem)), locations=locs, edges=edges, demand=demand,
                                  reference=Reference(float(ref["value"]), str(ref.get("source", path.name)))
                                  if isinstance(ref, dict) else None, **extra)
+    except InstanceFileError:
+        raise
     except OpsrlError as exc:
         raise InstanceFileError(path, str(exc)) from None
     except (TypeError, KeyError, ValueError) as exc:

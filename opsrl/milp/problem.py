@@ -6,15 +6,18 @@ constraint within tolerance) and computes the objective: the one place a MILP so
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
 import math
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -60,6 +63,25 @@ class MILPInstance:
         return path
 
 
+@contextlib.contextmanager
+def _c_output_silenced() -> Iterator[None]:
+    """Send file descriptors 1 and 2 to /dev/null: SCIP's reader prints its parse errors from C,
+    past ``hideOutput``, and our own one-line error says the same."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
+
+
 def read_model(path: str | Path, quiet: bool = True) -> Any:
     """A PySCIPOpt Model read from a .mps/.lp(.gz) file; an unreadable file is a one-line error."""
     from pyscipopt import Model
@@ -71,7 +93,8 @@ def read_model(path: str | Path, quiet: bool = True) -> Any:
     if quiet:
         model.hideOutput()
     try:
-        model.readProblem(str(path))
+        with _c_output_silenced() if quiet else contextlib.nullcontext():
+            model.readProblem(str(path))
     except Exception as exc:
         raise InstanceFileError(path, f"SCIP cannot read it as a MILP model ({exc})") from None
     if model.getNVars() == 0:

@@ -67,6 +67,10 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     code, out, err = cli("solve", "--problem", "inventory", "--instance", "serial", "--solver", "hdpo",
                          "--param", "checkpoint=" + str(tmp_path / "missing.safetensors"))
     assert code == 1 and "checkpoint not found" in err
+    bad = tmp_path / "net.json"
+    bad.write_text('{"x": 1}')
+    code, out, err = cli("solve", "--problem", "inventory", "--instance", bad)
+    assert code == 1 and err.count(str(bad)) == 1 and "missing field 'locations'" in err
 
 
 def test_train_cli_writes_checkpoint(cli, tmp_path):

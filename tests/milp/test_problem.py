@@ -81,3 +81,16 @@ def test_cli_bad_model_file_is_one_line(cli, tmp_path):
     bad.write_text("this is not a model\n")
     code, _, err = cli("solve", "--problem", "milp", "--instance", bad, "--solver", "scip")
     assert code == 1 and err.count("\n") == 1 and "bad.lp" in err
+
+
+def test_bad_mps_file_prints_only_our_line(capfd, tmp_path):
+    """SCIP's C reader prints its own parse errors; the user sees one line from opsrl."""
+    from opsrl.cli.app import main
+
+    bad = tmp_path / "bad.mps"
+    bad.write_text("garbage\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", "--problem", "milp", "--instance", str(bad), "--solver", "scip"])
+    out, err = capfd.readouterr()
+    assert exc.value.code == 1 and out == ""
+    assert err.count("\n") == 1 and "bad.mps" in err and "reader_mps" not in err

@@ -459,7 +459,7 @@ def builtin_instance(name: str) -> HydroInstance | None:
                          "set OPSRL_DATA or put it at ../shared/data)")
     if name == "case3":
         return HydroInstance("case3", load_case_folder(folder), stages=12, report=12)
-    # Bolivia: weekly stages, k = 0.0036 * 168 (see notes/hydro.md), loads scaled by 0.6 as in the SDDP runs
+    # Bolivia: weekly stages, k = 0.0036 * 168 (see docs/hydro.md), loads scaled by 0.6 as in the SDDP runs
     return HydroInstance("bolivia", load_case_folder(folder, load_scale=0.6), stages=126, report=96)
 
 

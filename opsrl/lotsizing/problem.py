@@ -145,7 +145,7 @@ def _min_biased(rng: np.random.Generator, shape: tuple[int, ...], low: int, high
 
 def generate_setting(n_items: int, n_machines: int, seed: int, *, horizon: int = 100, n_scenarios: int = 100,
                      name: str | None = None) -> LotSizingSetting:
-    """A random setting with the PDPPO authors' parameter laws (see notes/lotsizing.md), fully seeded.
+    """A random setting with the PDPPO authors' parameter laws (see docs/lotsizing.md), fully seeded.
 
     Rates 0 w.p. 0.4 else 1..40; setup costs 15 w.p. 0.2 else 16..30; setup loss 1 w.p. 0.7 else 2..3;
     holding 0.01; lost sales 0.1 or 1.1 (w.p. 0.5 each); cap 100; demand Binomial(20, 0.4). Every item is
@@ -376,7 +376,7 @@ class LotSizing(Problem):
     def load(self, path: Path) -> list[LotSizingSetting]:
         path = Path(path)
         if path.suffix.lower() != ".json":
-            raise InstanceFileError(path, "expected a .json lot-sizing setting (see notes/lotsizing.md)")
+            raise InstanceFileError(path, "expected a .json lot-sizing setting (see docs/lotsizing.md)")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:

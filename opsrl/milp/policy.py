@@ -58,13 +58,15 @@ class HalfConv(MessagePassing):
 
     def forward(self, left: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
                 right: torch.Tensor) -> torch.Tensor:
-        agg = self.propagate(edge_index, size=(left.shape[0], right.shape[0]), node_features=(left, right),
-                             edge_features=edge_attr)
+        # the per-node linear maps run on the nodes before the gather, not on every edge after it
+        # (the same numbers: a linear map commutes with copying rows); edges are (left, right)
+        agg = self.propagate(edge_index, size=(left.shape[0], right.shape[0]),
+                             node_features=(self.left(left), self.right(right)), edge_features=self.edge(edge_attr))
         return self.out(torch.cat([self.post(agg), right], dim=-1))
 
     def message(self, node_features_i: torch.Tensor, node_features_j: torch.Tensor,
                 edge_features: torch.Tensor) -> torch.Tensor:
-        return self.final(self.left(node_features_j) + self.edge(edge_features) + self.right(node_features_i))
+        return self.final(node_features_j + edge_features + node_features_i)
 
 
 class GCNN(nn.Module):
@@ -97,6 +99,32 @@ class GCNN(nn.Module):
     def forward(self, cons: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
                 var: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(cons, edge_index, edge_attr, var)).squeeze(-1)
+
+    def candidate_logits(self, cons: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
+                         var: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """``forward(...)[cand]`` at branching time, computing only what the candidates' logits depend on: the
+        second half-convolution on the edges into the candidates, the first on the edges into the constraints
+        those touch (a node has tens of candidates among thousands of variables)."""
+        e = self.edge_norm(edge_attr)
+        v = self.var_embed(self.var_norm(var))
+        row, col = edge_index
+        into_cand = _slots(cand, var.shape[0])[col]
+        to_cand = into_cand >= 0
+        cons_used = torch.unique(row[to_cand])
+        cons_slot = _slots(cons_used, cons.shape[0])
+        into_cons = cons_slot[row]
+        to_cons = into_cons >= 0
+        c = self.cons_embed(self.cons_norm(cons[cons_used]))
+        c = self.v_to_c(v, torch.stack([col[to_cons], into_cons[to_cons]]), e[to_cons], c)
+        sub = torch.stack([into_cons[to_cand], into_cand[to_cand]])
+        return self.head(self.c_to_v(c, sub, e[to_cand], v[cand])).squeeze(-1)
+
+
+def _slots(index: torch.Tensor, size: int) -> torch.Tensor:
+    """A map from ``range(size)`` to positions in ``index`` (-1 where absent)."""
+    slot = torch.full((size,), -1, dtype=torch.long, device=index.device)
+    slot[index] = torch.arange(len(index), device=index.device)
+    return slot
 
 
 class Hybrid(nn.Module):
@@ -182,7 +210,7 @@ def learned_branchrule(policy: nn.Module) -> Any:
                     graph = self.extractor.extract(self.model)
                     pos = candidate_positions(cands)
                     t1 = time.perf_counter()
-                    logits = policy(*graph_tensors(graph, device))[torch.from_numpy(pos).to(device)]
+                    logits = policy.candidate_logits(*graph_tensors(graph, device), torch.from_numpy(pos).to(device))
                 else:
                     t0 = time.perf_counter()
                     if self.root_emb is None:

@@ -73,6 +73,25 @@ def test_samples_read_as_graphs(toy_samples):
     assert int(s.edge_index[0].max()) < s.cons.size(0) and int(s.edge_index[1].max()) < s.var.size(0)
 
 
+def test_candidate_logits_equal_the_full_forward_pass(toy_samples):
+    """Branching computes only the candidates' logits; they must be the full pass's, on real node states."""
+    import torch
+
+    from opsrl.milp.collect import sample_dir
+    from opsrl.milp.policy import GCNN
+    from opsrl.milp.train import SampleDataset, fit_prenorm
+
+    ds = SampleDataset([sample_dir("sc-toy", "train")])
+    torch.manual_seed(0)
+    model = GCNN(16)
+    fit_prenorm(model, ds)
+    with torch.inference_mode():
+        for s in [ds[i] for i in range(min(5, len(ds)))]:
+            args = (s.cons, s.edge_index, s.edge_attr, s.var)
+            full = model(*args)[s.cand_pos]
+            assert torch.allclose(model.candidate_logits(*args, s.cand_pos), full, atol=1e-5)
+
+
 def test_gcnn_loss_goes_down_on_its_samples(toy_samples):
     import torch
     from torch_geometric.loader import DataLoader

@@ -14,6 +14,7 @@ from opsrl.cli.bench import bench
 from opsrl.cli.generate import generate
 from opsrl.cli.label import label
 from opsrl.cli.list_cmd import list_
+from opsrl.cli.lotsizing import lotsizing_app
 from opsrl.cli.milp import milp_app
 from opsrl.cli.report import report
 from opsrl.cli.solve import solve
@@ -34,6 +35,7 @@ app.command("report")(report)
 app.command("label")(label)
 app.command("train")(train)
 app.add_typer(milp_app, name="milp")
+app.add_typer(lotsizing_app, name="lotsizing")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ def train(
     distribution: Optional[str] = typer.Option(None, "--distribution", help="MILP: distribution name, folder or mix."),
     setting: Optional[str] = typer.Option(None, "--setting", help="Inventory / lot sizing / hydro: setting name or file."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Policy architecture (inventory: mlp, symmetric, gnn)."),
-    algo: Optional[str] = typer.Option(None, "--algo", help="Training algorithm (lot sizing: pdppo or ppo)."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="Training algorithm (lot sizing: pdppo, ppo, or bc: imitate the rolling-horizon MIP)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps or iterations (sequential families)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Family option key=value (repeatable)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the preset's)."),

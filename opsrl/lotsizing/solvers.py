@@ -103,6 +103,16 @@ def solve_ppo(instance: LotSizingSetting, *, time_limit: float | None, seed: int
     return _solve_policy(instance, checkpoint, device, "ppo")
 
 
+@register_solver(["lotsizing"], "bc", "the rolling-horizon MIP imitated by the actor (--param checkpoint=PATH from "
+                 "opsrl train --algo bc, or a PPO fine-tuning of one)", needs_torch=True)
+def solve_bc(instance: LotSizingSetting, *, time_limit: float | None, seed: int, checkpoint: str = "",
+             device: str = "cpu") -> Solution:
+    if not checkpoint:
+        raise UsageError("--param checkpoint=PATH: the bc solver needs a checkpoint trained with "
+                         "`opsrl train --problem lotsizing --algo bc --set demos=FILE`")
+    return _solve_policy(instance, checkpoint, device, "bc")
+
+
 # ----------------------------------------------------------------------------- MIP models
 
 def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray, *,

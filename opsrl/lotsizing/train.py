@@ -58,6 +58,10 @@ class PPOConfig:
     post_critic: str = "separate"  # PDPPO: each critic fitted to its return, or "min": min(V, V_x) fitted to G
     entropy_reduce: str = "sum"  # the entropy bonus: summed over machines, or their "mean" (the authors')
     weight_decay: float = 0.0  # Adam's weight decay on every network (the authors': 0.001)
+    # beyond the paper: start from another checkpoint's networks (e.g. the actor cloned from the MIP), and
+    # let only the critics learn for the first updates so that a good start is not pushed by random values
+    init: str = ""
+    critic_warmup: int = 0  # updates at the start in which the actor does not step
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -119,6 +123,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
     rng = np.random.default_rng([seed, 17])
     dual = config.algo == "pdppo"
     policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, config.hidden, dual), setting.mask)
+    if config.init:
+        load_start(policy, Path(config.init))
     policy.to(device)
     wd = config.weight_decay
     opt_actor = torch.optim.Adam(policy.actor.parameters(), lr=config.lr_actor, weight_decay=wd)
@@ -143,6 +149,9 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
     discount = config.gamma ** np.arange(T)
     reward_scale = None
     best = (float("inf"), None, 0)
+    if config.init:  # the start is a candidate too: fine-tuning must not end worse than it began
+        policy.eval()
+        best = (rollout_cost(policy, setting, val), {k: v.detach().clone() for k, v in policy.state_dict().items()}, 0)
     curve: list[dict] = []
     t0 = time.perf_counter()
     bar = _progress_bar(progress)
@@ -207,7 +216,8 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
                 surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - config.clip, 1 + config.clip) * adv)
                 entropy = dist.entropy().sum(-1) if config.entropy_reduce == "sum" else dist.entropy().mean(-1)
                 loss_actor = -surr.mean() - config.entropy * entropy.mean()
-                descend(loss_actor, (policy.actor, opt_actor))
+                if update > config.critic_warmup:
+                    descend(loss_actor, (policy.actor, opt_actor))
                 if min_critic:  # the authors' PDPPO: one loss on the smaller estimate, both critics step
                     loss_critic = loss_post = torch.nn.functional.mse_loss(
                         torch.minimum(policy.value(x), policy.value_post(xp)), g)
@@ -244,6 +254,20 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
     return policy, metrics, curve
 
 
+def load_start(policy: Any, path: Path) -> None:
+    """Copy the networks of checkpoint ``path`` that ``policy`` also has (same shapes) into it: the actor of a
+    cloned or PPO policy, its critics where it has them."""
+    from opsrl.core.checkpoint import load_checkpoint
+
+    if not path.with_suffix(".safetensors").is_file():
+        raise UsageError(f"--set init={path}: checkpoint not found")
+    state, meta = load_checkpoint(path.with_suffix(".safetensors"))
+    own = policy.state_dict()
+    if meta.get("problem") != "lotsizing" or any(k in own and own[k].shape != v.shape for k, v in state.items()):
+        raise UsageError(f"--set init={path}: not a lotsizing checkpoint of this setting's dimensions")
+    policy.load_state_dict({**own, **{k: v for k, v in state.items() if k in own}})
+
+
 def _write_curve(path: Path, curve: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
@@ -270,7 +294,7 @@ def resolve_setting(name: str) -> LotSizingSetting:
 
 SET_KEYS = {f: type(getattr(PPOConfig(), f)) for f in (
     "hidden", "gamma", "clip", "entropy", "lr_critic", "eval_every", "val_scenarios", "grad_clip", "post_return",
-    "ratio", "returns", "adv_norm", "post_critic", "entropy_reduce", "weight_decay")}
+    "ratio", "returns", "adv_norm", "post_critic", "entropy_reduce", "weight_decay", "init", "critic_warmup")}
 
 
 def train_from_options(options: Any) -> dict[str, Any]:
@@ -284,8 +308,10 @@ def train_from_options(options: Any) -> dict[str, Any]:
     if options.setting is None:
         raise UsageError("--setting: training lotsizing needs a setting (15x5, 20x10, 25x10, 25x15 or a .json file)")
     algo = options.algo or "pdppo"
+    if algo == "bc":
+        return clone_from_options(options)
     if algo not in ALGOS:
-        raise UsageError(f"--algo {algo}: expected one of {', '.join(ALGOS)}")
+        raise UsageError(f"--algo {algo}: expected one of {', '.join(ALGOS)} or bc")
     config = PPOConfig(algo=algo)
     for key, value in (("steps", options.steps), ("batch", options.batch), ("epochs", options.epochs),
                        ("lr_actor", options.lr)):
@@ -309,6 +335,45 @@ def train_from_options(options: Any) -> dict[str, Any]:
     meta = {"problem": "lotsizing", "kind": algo, "architecture": config_dict(policy.config),
             "setting": setting.name, "setting_dims": [setting.n_items, setting.n_machines],
             "training": {**asdict(config), "seed": options.seed, "device": device}, "metrics": metrics,
+            "learning_curve": curve_path.name, "reproduce": [command]}
+    save_checkpoint(out, policy.state_dict(), meta)
+    return {**metrics, "checkpoint": str(out), "learning_curve": str(curve_path)}
+
+
+def clone_from_options(options: Any) -> dict[str, Any]:
+    """``opsrl train --problem lotsizing --setting S --algo bc --set demos=FILE --out CKPT``: the actor cloned
+    from rolling-horizon MIP demonstrations (``opsrl lotsizing demos``), best validation epoch kept."""
+    from opsrl.core.checkpoint import save_checkpoint
+    from opsrl.lotsizing.imitate import behaviour_clone, load_demonstrations
+    from opsrl.lotsizing.policy import LotSizingPolicy, PolicyConfig, config_dict
+
+    sets = dict(options.sets)
+    if "demos" not in sets:
+        raise UsageError("--algo bc needs --set demos=FILE (make one with opsrl lotsizing demos)")
+    unknown = set(sets) - {"demos", "hidden"}
+    if unknown:
+        raise UsageError(f"--set {sorted(unknown)[0]}: --algo bc takes only demos and hidden")
+    setting = resolve_setting(options.setting)
+    demos = load_demonstrations(Path(sets["demos"]), setting)
+    epochs, batch, lr = options.epochs or 30, options.batch or 256, options.lr or 1e-3
+    if not (epochs > 0 and batch > 0 and lr > 0):
+        raise UsageError("--epochs, --batch and --lr must be positive")
+    import torch
+
+    torch.set_num_threads(1)
+    hidden = int(sets.get("hidden", 128))
+    policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, hidden, False), setting.mask)
+    out = Path(options.out).with_suffix(".safetensors")
+    metrics, curve = behaviour_clone(policy, setting, demos, epochs=epochs, batch=batch, lr=lr, seed=options.seed,
+                                     val=validation_scenarios(setting, PPOConfig().val_scenarios))
+    curve_path = out.with_suffix(".curve.csv")
+    _write_curve(curve_path, curve)
+    metrics = {"algo": "bc", "setting": setting.name, "episodes": int(len(demos["actions"])), **metrics}
+    command = (f"opsrl train --problem lotsizing --setting {options.setting} --algo bc --epochs {epochs} "
+               f"--batch {batch} --lr {lr:g} --seed {options.seed} "
+               + "".join(f"--set {k}={v} " for k, v in sets.items()) + f"--out {out}")
+    meta = {"problem": "lotsizing", "kind": "bc", "architecture": config_dict(policy.config), "setting": setting.name,
+            "setting_dims": [setting.n_items, setting.n_machines], "metrics": metrics,
             "learning_curve": curve_path.name, "reproduce": [command]}
     save_checkpoint(out, policy.state_dict(), meta)
     return {**metrics, "checkpoint": str(out), "learning_curve": str(curve_path)}

@@ -341,8 +341,9 @@ def train_from_options(options: Any) -> dict[str, Any]:
 
 
 def clone_from_options(options: Any) -> dict[str, Any]:
-    """``opsrl train --problem lotsizing --setting S --algo bc --set demos=FILE --out CKPT``: the actor cloned
-    from rolling-horizon MIP demonstrations (``opsrl lotsizing demos``), best validation epoch kept."""
+    """``opsrl train --problem lotsizing --setting S --algo bc --set demos=FILE[,FILE...] --out CKPT``: the actor
+    cloned from rolling-horizon MIP demonstrations (``opsrl lotsizing demos``; several files, e.g. a first
+    collection and its DAgger rounds, are pooled), best validation epoch kept."""
     from opsrl.core.checkpoint import save_checkpoint
     from opsrl.lotsizing.imitate import behaviour_clone, load_demonstrations
     from opsrl.lotsizing.policy import LotSizingPolicy, PolicyConfig, config_dict
@@ -350,25 +351,33 @@ def clone_from_options(options: Any) -> dict[str, Any]:
     sets = dict(options.sets)
     if "demos" not in sets:
         raise UsageError("--algo bc needs --set demos=FILE (make one with opsrl lotsizing demos)")
-    unknown = set(sets) - {"demos", "hidden"}
+    unknown = set(sets) - {"demos", "hidden", "switch_weight"}
     if unknown:
-        raise UsageError(f"--set {sorted(unknown)[0]}: --algo bc takes only demos and hidden")
+        raise UsageError(f"--set {sorted(unknown)[0]}: --algo bc takes only demos, hidden and switch_weight")
     setting = resolve_setting(options.setting)
-    demos = load_demonstrations(Path(sets["demos"]), setting)
+    parts = [load_demonstrations(Path(f), setting) for f in str(sets["demos"]).split(",") if f]
+    demos = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     epochs, batch, lr = options.epochs or 30, options.batch or 256, options.lr or 1e-3
     if not (epochs > 0 and batch > 0 and lr > 0):
         raise UsageError("--epochs, --batch and --lr must be positive")
     import torch
 
     torch.set_num_threads(1)
-    hidden = int(sets.get("hidden", 128))
+    from opsrl.core.registry import coerce
+
+    hidden = coerce(sets.get("hidden", "128"), 0, "--set hidden")
+    switch_weight = coerce(sets.get("switch_weight", "5"), 0.0, "--set switch_weight")
+    if hidden < 1 or switch_weight <= 0:
+        raise UsageError("--set hidden and --set switch_weight must be positive")
     policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, hidden, False), setting.mask)
     out = Path(options.out).with_suffix(".safetensors")
     metrics, curve = behaviour_clone(policy, setting, demos, epochs=epochs, batch=batch, lr=lr, seed=options.seed,
-                                     val=validation_scenarios(setting, PPOConfig().val_scenarios))
+                                     val=validation_scenarios(setting, PPOConfig().val_scenarios),
+                                     switch_weight=switch_weight)
     curve_path = out.with_suffix(".curve.csv")
     _write_curve(curve_path, curve)
-    metrics = {"algo": "bc", "setting": setting.name, "episodes": int(len(demos["actions"])), **metrics}
+    metrics = {"algo": "bc", "setting": setting.name, "episodes": int(len(demos["actions"])),
+               "switch_weight": switch_weight, **metrics}
     command = (f"opsrl train --problem lotsizing --setting {options.setting} --algo bc --epochs {epochs} "
                f"--batch {batch} --lr {lr:g} --seed {options.seed} "
                + "".join(f"--set {k}={v} " for k, v in sets.items()) + f"--out {out}")

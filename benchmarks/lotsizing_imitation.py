@@ -1,0 +1,164 @@
+"""Lot sizing beyond the paper: imitate the rolling-horizon MIP, then fine-tune with PPO and PDPPO.
+
+For each setting: MIP demonstrations on training episodes (``opsrl lotsizing demos``), a behaviour clone
+(``opsrl train --algo bc``), one DAgger round (the clone decides, the MIP labels), a second clone on both,
+then PPO and PDPPO fine-tuned from that clone for several seeds at equal steps (``--set init=...``), and
+the rolling-horizon MIP itself on the first test scenarios. Every cost comes from ``evaluate`` on the fixed
+test scenarios; the table compares everything on the scenarios where the MIP ran.
+
+    python benchmarks/lotsizing_imitation.py --settings 20x10 --seeds 5
+    python benchmarks/lotsizing_imitation.py --settings 20x10 --seeds 5 --report
+
+Everything is cached under results/lotsizing/imitation/ (a checkpoint that exists is not trained again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+from lotsizing import OUT, _cached, _costs, run_tag, solver_run, welch  # benchmarks/lotsizing.py
+
+from opsrl.core.registry import get_problem
+from opsrl.core.run import run_solver
+from opsrl.core.train_options import TrainOptions
+
+IM = OUT / "imitation"
+
+
+def _score(setting: str, solver: str, ckpt: Path) -> dict:
+    """Test costs of a checkpoint (cached beside it)."""
+    def make() -> dict:
+        inst = get_problem("lotsizing").builtin(setting)
+        res = run_solver(inst, solver, time_limit=600, seed=0, params={"checkpoint": str(ckpt)}, isolate=False)
+        meta = json.loads(ckpt.with_suffix(".json").read_text())
+        return {"setting": setting, "solver": solver, "checkpoint": str(ckpt), "objective": res.objective,
+                "costs": _costs(inst, res), "metrics": meta.get("metrics", {}),
+                "decide_ms_per_period": res.stats.get("decide_ms_per_period")}
+
+    return _cached(ckpt.with_suffix(".score.json"), make)
+
+
+def _train(ckpt: Path, **options) -> None:
+    from opsrl.lotsizing.train import train_from_options
+
+    if not ckpt.is_file():
+        train_from_options(TrainOptions(problem="lotsizing", out=ckpt, device="cpu", progress=False, **options))
+
+
+def pipeline(setting: str, *, episodes: int, dagger_episodes: int, seeds: int, steps: int, step_time: float,
+             mip_scenarios: int, warmup: int, switch_weight: float) -> dict:
+    """Run (or reuse) every stage for one setting; returns the scored records."""
+    from opsrl.lotsizing.imitate import collect_demonstrations
+    from opsrl.lotsizing.policy import load_policy
+
+    inst = get_problem("lotsizing").builtin(setting)
+    ck = IM / "ckpt"
+    demos, dagger = IM / f"demos_{setting}.npz", IM / f"dagger1_{setting}.npz"
+    collect_demonstrations(inst, episodes, demos, seed=0, step_time=step_time, progress=True)
+    bc = ck / f"bc_{setting}.safetensors"
+    sw = str(switch_weight)
+    _train(bc, seed=0, setting=setting, algo="bc", sets={"demos": str(demos), "switch_weight": sw})
+    collect_demonstrations(inst, dagger_episodes, dagger, seed=1, step_time=step_time,
+                           policy=load_policy(inst, bc)[0], progress=True)
+    bc2 = ck / f"bc2_{setting}.safetensors"
+    _train(bc2, seed=0, setting=setting, algo="bc", sets={"demos": f"{demos},{dagger}", "switch_weight": sw})
+    out = {"bc": _score(setting, "bc", bc), "bc2": _score(setting, "bc", bc2), "ppo": [], "pdppo": []}
+    for seed in range(seeds):
+        for algo in ("ppo", "pdppo"):
+            ft = ck / f"ft_{algo}_{setting}_s{seed}.safetensors"
+            _train(ft, seed=seed, setting=setting, algo=algo, steps=steps,
+                   sets={"init": str(bc2), "critic_warmup": str(warmup)})
+            out[algo].append(_score(setting, algo, ft))
+    out["rolling"] = solver_run(setting, "rolling-mip", {"scenarios": mip_scenarios, "step_time": step_time},
+                                time_limit=mip_scenarios * inst.horizon * (step_time + 0.3))
+    return out
+
+
+def _on(costs: list[float], idx: list[int]) -> float:
+    return statistics.mean(costs[i] for i in idx)
+
+
+def _scratch(setting: str, algo: str, seeds: int) -> list[dict]:
+    """The from-scratch runs of the main benchmark at the same steps (200k, 40 epochs), where cached."""
+    runs = []
+    for seed in range(seeds):
+        path = OUT / "runs" / f"{setting}_{algo}_s{seed}_{run_tag(200_000, 40)}.json"
+        if path.is_file():
+            runs.append(json.loads(path.read_text()))
+    return runs
+
+
+def cached(setting: str, seeds: int, step_time: float, mip_scenarios: int) -> dict | None:
+    """The scored records of a setting from the cache alone (None where its clone or MIP run is missing)."""
+    ck = IM / "ckpt"
+    rolling = OUT / "solvers" / f"{setting}_rolling-mip_scenarios{mip_scenarios}_step_time{step_time}.json"
+    if not (ck / f"bc2_{setting}.safetensors").is_file() or not rolling.is_file():
+        return None
+    out = {"bc": _score(setting, "bc", ck / f"bc_{setting}.safetensors"),
+           "bc2": _score(setting, "bc", ck / f"bc2_{setting}.safetensors"),
+           "rolling": json.loads(rolling.read_text())}
+    for algo in ("ppo", "pdppo"):
+        out[algo] = [_score(setting, algo, f) for seed in range(seeds)
+                     if (f := ck / f"ft_{algo}_{setting}_s{seed}.safetensors").is_file()]
+    return out
+
+
+def report(results: dict[str, dict], seeds: int) -> str:
+    lines = ["| setting | rolling-mip | clone | clone + DAgger | PPO from the clone | PDPPO from the clone | "
+             "Welch t (p) | PPO from scratch | PDPPO from scratch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for setting, r in results.items():
+        idx = [i for i, c in enumerate(r["rolling"]["costs"]) if not math.isnan(c)]
+
+        def ms(records: list[dict]) -> tuple[str, list[float]]:
+            vals = [_on(x["costs"], idx) for x in records]
+            if not vals:
+                return "-", vals
+            text = f"{vals[0]:.0f}" if len(vals) == 1 else f"{statistics.mean(vals):.0f} ± {statistics.stdev(vals):.0f}"
+            return text, vals
+
+        ppo, pv = ms(r["ppo"])
+        pdppo, dv = ms(r["pdppo"])
+        t, _, p = welch(dv, pv) if len(pv) > 1 and len(dv) > 1 else (math.nan, 0, math.nan)
+        sp, _ = ms(_scratch(setting, "ppo", seeds))
+        sd, _ = ms(_scratch(setting, "pdppo", seeds))
+        lines.append(f"| {setting} ({len(idx)} test scen.) | {_on(r['rolling']['costs'], idx):.0f} | "
+                     f"{_on(r['bc']['costs'], idx):.0f} | {_on(r['bc2']['costs'], idx):.0f} | {ppo} | {pdppo} | "
+                     f"{t:.2f} ({p:.3f}) | {sp} | {sd} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", nargs="+", default=["20x10"])
+    ap.add_argument("--episodes", type=int, default=48, help="MIP demonstration episodes")
+    ap.add_argument("--dagger-episodes", type=int, default=24)
+    ap.add_argument("--seeds", type=int, default=5, help="fine-tuning seeds per algorithm")
+    ap.add_argument("--steps", type=int, default=200_000, help="fine-tuning steps")
+    ap.add_argument("--warmup", type=int, default=10, help="updates in which only the critics learn")
+    ap.add_argument("--step-time", type=float, default=0.2, help="SCIP seconds per MIP")
+    ap.add_argument("--mip-scenarios", type=int, default=100, help="test scenarios the rolling-horizon MIP runs on")
+    ap.add_argument("--switch-weight", type=float, default=5.0, help="the clones' weight on setup changes")
+    ap.add_argument("--report", action="store_true", help="only the table, from what is cached")
+    args = ap.parse_args()
+    results = {}
+    for s in args.settings:
+        if args.report:
+            found = cached(s, args.seeds, args.step_time, args.mip_scenarios)
+            if found is not None:
+                results[s] = found
+            continue
+        results[s] = pipeline(s, episodes=args.episodes, dagger_episodes=args.dagger_episodes, seeds=args.seeds,
+                              steps=args.steps, step_time=args.step_time, mip_scenarios=args.mip_scenarios,
+                              warmup=args.warmup, switch_weight=args.switch_weight)
+    table = report(results, args.seeds)
+    print(table)
+    (IM / "table.md").parent.mkdir(parents=True, exist_ok=True)
+    (IM / "table.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

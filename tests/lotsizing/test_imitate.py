@@ -95,3 +95,16 @@ def _load(inst, path):
     from opsrl.lotsizing.policy import load_policy
 
     return load_policy(inst, path)[0], inst
+
+
+def test_demos_command_errors_are_one_line(cli, tmp_path):
+    code, _, err = cli("lotsizing", "demos", "--setting", "99x9", "--out", tmp_path / "d.npz")
+    assert code == 2 and "--setting 99x9" in err and err.count("\n") == 1
+    code, _, err = cli("lotsizing", "demos", "--setting", "15x5", "--episodes", "0", "--out", tmp_path / "d.npz")
+    assert code == 2 and "episodes >= 1" in err
+    code, _, err = cli("lotsizing", "demos", "--setting", "15x5", "--out", tmp_path / "d.npz", "--dagger",
+                       tmp_path / "none.safetensors")
+    assert code == 1 and "checkpoint not found" in err
+    code, _, err = cli("train", "--problem", "lotsizing", "--setting", "15x5", "--algo", "bc", "--set",
+                       f"demos={tmp_path / 'none.npz'}", "--out", tmp_path / "bc.safetensors")
+    assert code == 1 and "demonstration file not found" in err

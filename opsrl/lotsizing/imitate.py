@@ -75,6 +75,7 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
     after each new episode.
     """
     from opsrl.lotsizing.solvers import roll
+    from opsrl.lotsizing.train import progress_bar
 
     if episodes < 1 or horizon < 1 or step_time <= 0:
         raise UsageError("demonstrations need episodes >= 1, horizon >= 1 and step_time > 0")
@@ -84,9 +85,7 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
     forecast = expected_forecast(setting, horizon)
     T = setting.horizon
     t0 = time.perf_counter()
-    from opsrl.lotsizing.train import _progress_bar
-
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"rolling MIP {setting.name}", total=episodes * T, completed=done * T, info="")
         for e in range(done, episodes):
             rng = np.random.default_rng([seed, 29, e])

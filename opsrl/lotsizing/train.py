@@ -93,7 +93,7 @@ def rollout_cost(policy: Any, setting: LotSizingSetting, scenarios: Any) -> floa
     return float(simulate(setting, actions, scenarios.inventory, scenarios.setup, scenarios.demand)["total"].mean())
 
 
-def _progress_bar(enabled: bool) -> Any:
+def progress_bar(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -154,7 +154,7 @@ def train(setting: LotSizingSetting, config: PPOConfig, *, seed: int = 0, device
         best = (rollout_cost(policy, setting, val), {k: v.detach().clone() for k, v in policy.state_dict().items()}, 0)
     curve: list[dict] = []
     t0 = time.perf_counter()
-    bar = _progress_bar(progress)
+    bar = progress_bar(progress)
     with bar:
         task = bar.add_task(f"{config.algo} {setting.name}", total=updates * per_update, info="")
         for update in range(1, updates + 1):

@@ -15,14 +15,10 @@ import numpy as np
 
 from opsrl.core.errors import InstanceFileError, UsageError
 from opsrl.lotsizing.env import demand_step, features, post_decision
-from opsrl.lotsizing.problem import LotSizingSetting, mean_demand, random_states, sample_demand
+from opsrl.lotsizing.problem import LotSizingSetting, random_states, sample_demand
+from opsrl.lotsizing.solvers import expected_forecast, mip_choice, roll
 
 DEMO_KEYS = ("inventory", "setup", "actions", "demand")
-
-
-def expected_forecast(setting: LotSizingSetting, horizon: int) -> np.ndarray:
-    """The rolling-horizon MIP's forecast (horizon, n): the mean demand, rounded to an integer."""
-    return np.full((horizon, setting.n_items), int(round(mean_demand(setting.demand))), dtype=np.int64)
 
 
 def trajectory_states(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, actions: np.ndarray,
@@ -55,16 +51,6 @@ def load_demonstrations(path: Path, setting: LotSizingSetting) -> dict[str, np.n
     return demos
 
 
-def mip_choice(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, forecast: np.ndarray, *,
-               step_time: float, seed: int = 0) -> np.ndarray:
-    """The rolling-horizon MIP's choices (m,) in one state: its plan's first period (the heuristic's if none)."""
-    from opsrl.lotsizing.solvers import DaysOfSupply, plan_mip
-
-    hint = np.repeat(DaysOfSupply().act(setting, inventory[None], setup[None]), len(forecast), axis=0)
-    plan, _, _, _ = plan_mip(setting, inventory, setup, forecast, time_limit=step_time, seed=seed, hint=hint)
-    return (plan if plan is not None else hint)[0]
-
-
 def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, *, seed: int = 0, horizon: int = 5,
                            step_time: float = 0.2, policy: Any = None, progress: bool = False) -> dict[str, Any]:
     """Label ``episodes`` training episodes (random initial states, sampled demand) with the MIP's choices.
@@ -74,7 +60,6 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
     in ``out`` are kept (episode e always draws the same random numbers), and the file is rewritten atomically
     after each new episode.
     """
-    from opsrl.lotsizing.solvers import roll
     from opsrl.lotsizing.train import progress_bar
 
     if episodes < 1 or horizon < 1 or step_time <= 0:
@@ -100,8 +85,8 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
                 actions = np.zeros_like(taken)
                 inv, stp = inv0, stp0
                 for t in range(T):
-                    actions[t] = mip_choice(setting, inv[0], stp[0], forecast[:min(horizon, T - t)],
-                                            step_time=step_time, seed=seed)
+                    actions[t], _ = mip_choice(setting, inv[0], stp[0], forecast[:min(horizon, T - t)],
+                                               step_time=step_time, seed=seed)
                     taken[t] = policy.act(setting, inv, stp)[0]
                     post, stp, _ = post_decision(setting, inv, stp, taken[t][None], check=False)
                     inv, _, _ = demand_step(setting, post, demand[t][None])

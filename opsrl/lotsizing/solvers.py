@@ -280,29 +280,39 @@ def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: 
                     stats=stats, message=message)
 
 
+def expected_forecast(setting: LotSizingSetting, horizon: int) -> np.ndarray:
+    """The rolling-horizon MIP's forecast (horizon, n): the mean demand, rounded to an integer."""
+    return np.full((horizon, setting.n_items), int(round(mean_demand(setting.demand))), dtype=np.int64)
+
+
+def mip_choice(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, forecast: np.ndarray, *,
+               step_time: float, seed: int = 0) -> tuple[np.ndarray, str]:
+    """The rolling-horizon MIP's choices (m,) in one state and SCIP's status: the first period of its plan over
+    ``forecast`` (h, n), warm-started with the heuristic's choices held for h periods, which are the answer
+    when no plan comes back."""
+    hint = np.repeat(DaysOfSupply().act(setting, inventory[None], setup[None]), len(forecast), axis=0)
+    plan, _, _, status = plan_mip(setting, inventory, setup, forecast, time_limit=step_time, seed=seed, hint=hint)
+    return (plan if plan is not None else hint)[0], status
+
+
 def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray,
          forecast: Any, *, horizon: int, step_time: float, seed: int = 0,
          deadline: float = float("inf")) -> tuple[np.ndarray, dict[str, int]]:
     """Rolling-horizon plan (T, m) of one scenario: each period plan ``forecast(t, h)`` (h, n) ahead from the
     current state, apply the first period, meet the real ``demand`` (T, n), roll. Past ``deadline``
     (perf_counter) the heuristic decides the rest. Returns (choices, MIP status counts)."""
-    heur = DaysOfSupply()
     T = len(demand)
     actions = np.zeros((T, setting.n_machines), dtype=np.int64)
     statuses: dict[str, int] = {}
     inv, stp = inventory[None].copy(), setup[None].copy()
     for t in range(T):
-        h = min(horizon, T - t)
-        hint = np.repeat(heur.act(setting, inv, stp), h, axis=0)
         if time.perf_counter() > deadline:
-            plan, status = None, "heuristic fallback"
+            actions[t], status = DaysOfSupply().act(setting, inv, stp)[0], "heuristic fallback"
         else:
-            plan, _, _, status = plan_mip(setting, inv[0], stp[0], forecast(t, h), time_limit=step_time, seed=seed,
-                                          hint=hint)
+            actions[t], status = mip_choice(setting, inv[0], stp[0], forecast(t, min(horizon, T - t)),
+                                            step_time=step_time, seed=seed)
         statuses[status] = statuses.get(status, 0) + 1
-        a = plan[:1] if plan is not None else hint[:1]
-        actions[t] = a[0]
-        post, stp, _ = post_decision(setting, inv, stp, a, check=False)
+        post, stp, _ = post_decision(setting, inv, stp, actions[t][None], check=False)
         inv, _, _ = demand_step(setting, post, demand[t][None])
     return actions, statuses
 
@@ -319,7 +329,7 @@ def solve_rolling_mip(instance: LotSizingSetting, *, time_limit: float | None, s
     T = instance.horizon
     limit = time_limit if time_limit is not None else 1.0 * len(idx) * T
     per = step_time if step_time > 0 else 0.7 * limit / (len(idx) * T)
-    mu = np.full((horizon, instance.n_items), int(round(mean_demand(instance.demand))), dtype=np.int64)
+    mu = expected_forecast(instance, horizon)
     sc = instance.scenarios
     actions = np.zeros((len(idx), T, instance.n_machines), dtype=np.int64)
     statuses: dict[str, int] = {}

@@ -174,8 +174,13 @@ def _train_all(runs: list[tuple], jobs: int):
         yield from pool.map(train_run, *zip(*runs)) if runs else ()
 
 
-def solver_run(setting: str, solver: str, params: dict, time_limit: float) -> dict:
+def solver_path(setting: str, solver: str, params: dict) -> Path:
+    """Where a solver run of a setting is cached."""
     tag = "_".join(f"{k}{v}" for k, v in sorted(params.items()))
+    return OUT / "solvers" / f"{setting}_{solver}_{tag}.json"
+
+
+def solver_run(setting: str, solver: str, params: dict, time_limit: float) -> dict:
 
     def make() -> dict:
         inst = get_problem("lotsizing").builtin(setting)
@@ -185,7 +190,7 @@ def solver_run(setting: str, solver: str, params: dict, time_limit: float) -> di
                 "objective": res.objective, "costs": _costs(inst, res), "stats": stats, "wall_s": res.wall_s,
                 "message": res.message}
 
-    return _cached(OUT / "solvers" / f"{setting}_{solver}_{tag}.json", make)
+    return _cached(solver_path(setting, solver, params), make)
 
 
 # ----------------------------------------------------------------------------- report

@@ -20,7 +20,7 @@ import math
 import statistics
 from pathlib import Path
 
-from lotsizing import OUT, _cached, _costs, run_tag, solver_run, welch  # benchmarks/lotsizing.py
+from lotsizing import OUT, _cached, _costs, run_tag, solver_path, solver_run, welch  # benchmarks/lotsizing.py
 
 from opsrl.core.registry import get_problem
 from opsrl.core.run import run_solver
@@ -49,32 +49,42 @@ def _train(ckpt: Path, **options) -> None:
         train_from_options(TrainOptions(problem="lotsizing", out=ckpt, device="cpu", progress=False, **options))
 
 
+def _ckpt(kind: str, setting: str, seed: int | None = None) -> Path:
+    """A stage's checkpoint: ``bc``, ``bc2`` (after DAgger), or a fine-tuning ``ppo`` / ``pdppo`` with its seed."""
+    name = f"{kind}_{setting}" if seed is None else f"ft_{kind}_{setting}_s{seed}"
+    return IM / "ckpt" / f"{name}.safetensors"
+
+
 def pipeline(setting: str, *, episodes: int, dagger_episodes: int, seeds: int, steps: int, step_time: float,
-             mip_scenarios: int, warmup: int, switch_weight: float) -> dict:
-    """Run (or reuse) every stage for one setting; returns the scored records."""
+             mip_scenarios: int, warmup: int, switch_weight: float, run: bool = True) -> dict | None:
+    """Run (or reuse) every stage for one setting; returns the scored records. With ``run`` off nothing is
+    collected or trained: the records come from the cache (None where the clone or the MIP run is missing)."""
     from opsrl.lotsizing.imitate import collect_demonstrations
     from opsrl.lotsizing.policy import load_policy
 
     inst = get_problem("lotsizing").builtin(setting)
-    ck = IM / "ckpt"
     demos, dagger = IM / f"demos_{setting}.npz", IM / f"dagger1_{setting}.npz"
-    collect_demonstrations(inst, episodes, demos, seed=0, step_time=step_time, progress=True)
-    bc = ck / f"bc_{setting}.safetensors"
-    sw = str(switch_weight)
-    _train(bc, seed=0, setting=setting, algo="bc", sets={"demos": str(demos), "switch_weight": sw})
-    collect_demonstrations(inst, dagger_episodes, dagger, seed=1, step_time=step_time,
-                           policy=load_policy(inst, bc)[0], progress=True)
-    bc2 = ck / f"bc2_{setting}.safetensors"
-    _train(bc2, seed=0, setting=setting, algo="bc", sets={"demos": f"{demos},{dagger}", "switch_weight": sw})
+    bc, bc2 = _ckpt("bc", setting), _ckpt("bc2", setting)
+    mip = {"scenarios": mip_scenarios, "step_time": step_time}
+    if not run and not (bc2.is_file() and solver_path(setting, "rolling-mip", mip).is_file()):
+        return None
+    if run:
+        sw = str(switch_weight)
+        collect_demonstrations(inst, episodes, demos, seed=0, step_time=step_time, progress=True)
+        _train(bc, seed=0, setting=setting, algo="bc", sets={"demos": str(demos), "switch_weight": sw})
+        collect_demonstrations(inst, dagger_episodes, dagger, seed=1, step_time=step_time,
+                               policy=load_policy(inst, bc)[0], progress=True)
+        _train(bc2, seed=0, setting=setting, algo="bc", sets={"demos": f"{demos},{dagger}", "switch_weight": sw})
     out = {"bc": _score(setting, "bc", bc), "bc2": _score(setting, "bc", bc2), "ppo": [], "pdppo": []}
     for seed in range(seeds):
         for algo in ("ppo", "pdppo"):
-            ft = ck / f"ft_{algo}_{setting}_s{seed}.safetensors"
-            _train(ft, seed=seed, setting=setting, algo=algo, steps=steps,
-                   sets={"init": str(bc2), "critic_warmup": str(warmup)})
-            out[algo].append(_score(setting, algo, ft))
-    out["rolling"] = solver_run(setting, "rolling-mip", {"scenarios": mip_scenarios, "step_time": step_time},
-                                time_limit=mip_scenarios * inst.horizon * (step_time + 0.3))
+            ft = _ckpt(algo, setting, seed)
+            if run:
+                _train(ft, seed=seed, setting=setting, algo=algo, steps=steps,
+                       sets={"init": str(bc2), "critic_warmup": str(warmup)})
+            if ft.is_file():
+                out[algo].append(_score(setting, algo, ft))
+    out["rolling"] = solver_run(setting, "rolling-mip", mip, time_limit=mip_scenarios * inst.horizon * (step_time + 0.3))
     return out
 
 
@@ -90,21 +100,6 @@ def _scratch(setting: str, algo: str, seeds: int) -> list[dict]:
         if path.is_file():
             runs.append(json.loads(path.read_text()))
     return runs
-
-
-def cached(setting: str, seeds: int, step_time: float, mip_scenarios: int) -> dict | None:
-    """The scored records of a setting from the cache alone (None where its clone or MIP run is missing)."""
-    ck = IM / "ckpt"
-    rolling = OUT / "solvers" / f"{setting}_rolling-mip_scenarios{mip_scenarios}_step_time{step_time}.json"
-    if not (ck / f"bc2_{setting}.safetensors").is_file() or not rolling.is_file():
-        return None
-    out = {"bc": _score(setting, "bc", ck / f"bc_{setting}.safetensors"),
-           "bc2": _score(setting, "bc", ck / f"bc2_{setting}.safetensors"),
-           "rolling": json.loads(rolling.read_text())}
-    for algo in ("ppo", "pdppo"):
-        out[algo] = [_score(setting, algo, f) for seed in range(seeds)
-                     if (f := ck / f"ft_{algo}_{setting}_s{seed}.safetensors").is_file()]
-    return out
 
 
 def report(results: dict[str, dict], seeds: int) -> str:
@@ -146,14 +141,11 @@ def main() -> None:
     args = ap.parse_args()
     results = {}
     for s in args.settings:
-        if args.report:
-            found = cached(s, args.seeds, args.step_time, args.mip_scenarios)
-            if found is not None:
-                results[s] = found
-            continue
-        results[s] = pipeline(s, episodes=args.episodes, dagger_episodes=args.dagger_episodes, seeds=args.seeds,
-                              steps=args.steps, step_time=args.step_time, mip_scenarios=args.mip_scenarios,
-                              warmup=args.warmup, switch_weight=args.switch_weight)
+        found = pipeline(s, episodes=args.episodes, dagger_episodes=args.dagger_episodes, seeds=args.seeds,
+                         steps=args.steps, step_time=args.step_time, mip_scenarios=args.mip_scenarios,
+                         warmup=args.warmup, switch_weight=args.switch_weight, run=not args.report)
+        if found is not None:
+            results[s] = found
     table = report(results, args.seeds)
     print(table)
     (IM / "table.md").parent.mkdir(parents=True, exist_ok=True)

@@ -344,7 +344,10 @@ def clone_from_options(options: Any) -> dict[str, Any]:
     """``opsrl train --problem lotsizing --setting S --algo bc --set demos=FILE[,FILE...] --out CKPT``: the actor
     cloned from rolling-horizon MIP demonstrations (``opsrl lotsizing demos``; several files, e.g. a first
     collection and its DAgger rounds, are pooled), best validation epoch kept."""
+    import torch
+
     from opsrl.core.checkpoint import save_checkpoint
+    from opsrl.core.registry import coerce
     from opsrl.lotsizing.imitate import behaviour_clone, load_demonstrations
     from opsrl.lotsizing.policy import LotSizingPolicy, PolicyConfig, config_dict
 
@@ -354,21 +357,17 @@ def clone_from_options(options: Any) -> dict[str, Any]:
     unknown = set(sets) - {"demos", "hidden", "switch_weight"}
     if unknown:
         raise UsageError(f"--set {sorted(unknown)[0]}: --algo bc takes only demos, hidden and switch_weight")
-    setting = resolve_setting(options.setting)
-    parts = [load_demonstrations(Path(f), setting) for f in str(sets["demos"]).split(",") if f]
-    demos = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     epochs, batch, lr = options.epochs or 30, options.batch or 256, options.lr or 1e-3
     if not (epochs > 0 and batch > 0 and lr > 0):
         raise UsageError("--epochs, --batch and --lr must be positive")
-    import torch
-
-    torch.set_num_threads(1)
-    from opsrl.core.registry import coerce
-
     hidden = coerce(sets.get("hidden", "128"), 0, "--set hidden")
     switch_weight = coerce(sets.get("switch_weight", "5"), 0.0, "--set switch_weight")
     if hidden < 1 or switch_weight <= 0:
         raise UsageError("--set hidden and --set switch_weight must be positive")
+    setting = resolve_setting(options.setting)
+    parts = [load_demonstrations(Path(f), setting) for f in str(sets["demos"]).split(",") if f]
+    demos = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    torch.set_num_threads(1)
     policy = LotSizingPolicy(PolicyConfig(setting.n_items, setting.n_machines, hidden, False), setting.mask)
     out = Path(options.out).with_suffix(".safetensors")
     metrics, curve = behaviour_clone(policy, setting, demos, epochs=epochs, batch=batch, lr=lr, seed=options.seed,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-lotsizing_app = typer.Typer(help="Lot sizing: label training episodes with the rolling-horizon MIP (to imitate it).",
+lotsizing_app = typer.Typer(help="Lot sizing: label training episodes with a teacher (the rolling-horizon MIP, or a fixed assignment) to imitate it.",
                             no_args_is_help=True)
 
 
@@ -19,9 +19,10 @@ def demos(
     horizon: int = typer.Option(5, "--horizon", help="Periods the MIP plans ahead on expected demand."),
     step_time: float = typer.Option(0.2, "--step-time", help="SCIP seconds per MIP (one MIP per period)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the episodes (initial states, demand)."),
-    dagger: Optional[str] = typer.Option(None, "--dagger", help="A policy checkpoint that decides while the MIP only labels (DAgger)."),
+    dagger: Optional[str] = typer.Option(None, "--dagger", help="A policy checkpoint that decides while the teacher only labels (DAgger)."),
+    teacher: str = typer.Option("mip", "--teacher", help="mip (rolling-horizon MIP) or static (the best fixed machine-to-item assignment)."),
 ) -> None:
-    """Label training episodes with the rolling-horizon MIP's choices (resumable)."""
+    """Label training episodes with a teacher's choices: the rolling-horizon MIP by default (resumable)."""
     from pathlib import Path
 
     from opsrl.lotsizing.imitate import collect_demonstrations
@@ -34,5 +35,5 @@ def demos(
 
         policy, _ = load_policy(inst, dagger)
     summary = collect_demonstrations(inst, episodes, Path(out), seed=seed, horizon=horizon, step_time=step_time,
-                                     policy=policy, progress=True)
+                                     policy=policy, progress=True, teacher=teacher)
     typer.echo(json.dumps(summary))

@@ -1,4 +1,5 @@
-"""Imitation of the rolling-horizon MIP: demonstrations, and behaviour cloning into the PPO actor.
+"""Imitation of a teacher (the rolling-horizon MIP, or a fixed assignment): demonstrations, and behaviour cloning
+into the PPO actor.
 
 The rolling-horizon MIP plans well but takes a fraction of a second per period; the factorised actor
 decides in a millisecond. Cloning the MIP's choices on the training distribution (random initial states,
@@ -16,7 +17,7 @@ import numpy as np
 from opsrl.core.errors import InstanceFileError, UsageError
 from opsrl.lotsizing.env import demand_step, features, post_decision
 from opsrl.lotsizing.problem import LotSizingSetting, random_states, sample_demand
-from opsrl.lotsizing.solvers import expected_forecast, mip_choice, roll
+from opsrl.lotsizing.solvers import expected_forecast, mip_choice
 
 DEMO_KEYS = ("inventory", "setup", "actions", "demand")
 
@@ -51,45 +52,55 @@ def load_demonstrations(path: Path, setting: LotSizingSetting) -> dict[str, np.n
     return demos
 
 
-def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, *, seed: int = 0, horizon: int = 5,
-                           step_time: float = 0.2, policy: Any = None, progress: bool = False) -> dict[str, Any]:
-    """Label ``episodes`` training episodes (random initial states, sampled demand) with the MIP's choices.
+TEACHERS = ("mip", "static")
 
-    Without ``policy`` the MIP also decides, so the states are its own (behaviour cloning); with one, the
-    policy decides and the MIP only labels the states the policy visits (DAgger). Resumable: episodes already
-    in ``out`` are kept (episode e always draws the same random numbers), and the file is rewritten atomically
-    after each new episode.
+
+def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, *, seed: int = 0, horizon: int = 5,
+                           step_time: float = 0.2, policy: Any = None, progress: bool = False,
+                           teacher: str = "mip") -> dict[str, Any]:
+    """Label ``episodes`` training episodes (random initial states, sampled demand) with a teacher's choices.
+
+    The teacher is the rolling-horizon MIP (``mip``) or the best fixed machine-to-item assignment
+    (``static``, searched once on sampled scenarios: opsrl.lotsizing.static). Without ``policy`` the teacher
+    also decides, so the states are its own (behaviour cloning); with one, the policy decides and the teacher
+    only labels the states the policy visits (DAgger). Resumable: episodes already in ``out`` are kept
+    (episode e always draws the same random numbers), and the file is rewritten atomically after each new
+    episode.
     """
     from opsrl.lotsizing.train import progress_bar
 
     if episodes < 1 or horizon < 1 or step_time <= 0:
         raise UsageError("demonstrations need episodes >= 1, horizon >= 1 and step_time > 0")
+    if teacher not in TEACHERS:
+        raise UsageError(f"unknown teacher {teacher!r}: expected one of {', '.join(TEACHERS)}")
     out = Path(out)
     demos = load_demonstrations(out, setting) if out.is_file() else {k: None for k in DEMO_KEYS}
     done = 0 if demos["actions"] is None else len(demos["actions"])
-    forecast = expected_forecast(setting, horizon)
     T = setting.horizon
+    if teacher == "static":
+        from opsrl.lotsizing.static import search_assignment
+
+        assignment = search_assignment(setting, seed=seed).assignment
+        label = lambda inv, stp, t: assignment  # noqa: E731
+    else:
+        forecast = expected_forecast(setting, horizon)
+        label = lambda inv, stp, t: mip_choice(setting, inv, stp, forecast[:min(horizon, T - t)],  # noqa: E731
+                                               step_time=step_time, seed=seed)[0]
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"rolling MIP {setting.name}", total=episodes * T, completed=done * T, info="")
+        task = bar.add_task(f"{teacher} teacher {setting.name}", total=episodes * T, completed=done * T, info="")
         for e in range(done, episodes):
             rng = np.random.default_rng([seed, 29, e])
             inv0, stp0 = random_states(setting, rng, 1)
             demand = sample_demand(setting.demand, rng, (T, setting.n_items))
-            if policy is None:
-                actions, _ = roll(setting, inv0[0], stp0[0], demand, lambda t, h: forecast[:h], horizon=horizon,
-                                  step_time=step_time, seed=seed)
-                taken = actions
-            else:
-                taken = np.zeros((T, setting.n_machines), dtype=np.int64)
-                actions = np.zeros_like(taken)
-                inv, stp = inv0, stp0
-                for t in range(T):
-                    actions[t], _ = mip_choice(setting, inv[0], stp[0], forecast[:min(horizon, T - t)],
-                                               step_time=step_time, seed=seed)
-                    taken[t] = policy.act(setting, inv, stp)[0]
-                    post, stp, _ = post_decision(setting, inv, stp, taken[t][None], check=False)
-                    inv, _, _ = demand_step(setting, post, demand[t][None])
+            taken = np.zeros((T, setting.n_machines), dtype=np.int64)
+            actions = np.zeros_like(taken)
+            inv, stp = inv0, stp0
+            for t in range(T):
+                actions[t] = label(inv[0], stp[0], t)
+                taken[t] = actions[t] if policy is None else policy.act(setting, inv, stp)[0]
+                post, stp, _ = post_decision(setting, inv, stp, taken[t][None], check=False)
+                inv, _, _ = demand_step(setting, post, demand[t][None])
             invs, stps = trajectory_states(setting, inv0[0], stp0[0], taken, demand)
             new = {"inventory": invs, "setup": stps, "actions": actions, "demand": demand}
             demos = {k: new[k][None] if demos[k] is None else np.concatenate([demos[k], new[k][None]])
@@ -100,7 +111,7 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
             tmp.replace(out)
             bar.update(task, completed=(e + 1) * T)
     return {"episodes": episodes, "new_episodes": episodes - done, "wall_s": time.perf_counter() - t0,
-            "out": str(out)}
+            "out": str(out), "teacher": teacher}
 
 
 def behaviour_clone(policy: Any, setting: LotSizingSetting, demos: dict[str, np.ndarray], *, epochs: int = 30,

@@ -63,6 +63,27 @@ def solve_heuristic(instance: LotSizingSetting, *, time_limit: float | None, see
                     stats={"scenarios_run": sc.count, "decide_ms_per_period": 1e3 * (time.perf_counter() - t0) / instance.horizon})
 
 
+@register_solver(["lotsizing"], "static", "a fixed machine-to-item assignment (no setup after period 1), "
+                 "searched on sampled training scenarios")
+def solve_static(instance: LotSizingSetting, *, time_limit: float | None, seed: int, scenarios: int = 200,
+                 restarts: int = 4) -> Solution:
+    """Coordinate descent over fixed assignments, costed on ``scenarios`` sampled scenarios (not the test ones),
+    from a greedy start and ``restarts`` random ones; the best is applied to every test scenario."""
+    from opsrl.lotsizing.static import StaticAssignment, search_assignment
+
+    if scenarios < 1 or restarts < 0:
+        raise UsageError(f"--param scenarios={scenarios} restarts={restarts}: expected scenarios >= 1 and restarts >= 0")
+    t0 = time.perf_counter()
+    found = search_assignment(instance, scenarios=scenarios, restarts=restarts, seed=seed)
+    search_s = time.perf_counter() - t0
+    sc = instance.scenarios
+    actions = run_policy(StaticAssignment(found.assignment), instance, sc.inventory, sc.setup, sc.demand)
+    stats = {"assignment": found.assignment.tolist(), "training_cost": found.cost, "search_s": search_s,
+             "item_cost_evaluations": found.evaluations, "starts": found.starts, "scenarios_run": sc.count,
+             "idle_machines": int((found.assignment == 0).sum())}
+    return Solution(Status.FEASIBLE, encode_actions(instance, actions), stats=stats)
+
+
 # ----------------------------------------------------------------------------- learned policies
 
 def _solve_policy(instance: LotSizingSetting, checkpoint: str, device: str, expect: str) -> Solution:

@@ -108,3 +108,16 @@ def test_demos_command_errors_are_one_line(cli, tmp_path):
     code, _, err = cli("train", "--problem", "lotsizing", "--setting", "15x5", "--algo", "bc", "--set",
                        f"demos={tmp_path / 'none.npz'}", "--out", tmp_path / "bc.safetensors")
     assert code == 1 and "demonstration file not found" in err
+
+
+def test_static_teacher_labels_its_assignment(tmp_path):
+    from opsrl.lotsizing.static import search_assignment
+
+    s = small(horizon=10)
+    path = tmp_path / "static.npz"
+    summary = collect_demonstrations(s, 3, path, seed=0, teacher="static")
+    d = load_demonstrations(path, s)
+    assert summary["teacher"] == "static" and d["actions"].shape == (3, 10, 2)
+    assert (d["actions"] == search_assignment(s, seed=0).assignment).all()
+    with pytest.raises(UsageError, match="unknown teacher 'lp'"):
+        collect_demonstrations(s, 3, tmp_path / "x.npz", teacher="lp")

@@ -1,12 +1,15 @@
-"""Lot sizing beyond the paper: imitate the rolling-horizon MIP, then fine-tune with PPO and PDPPO.
+"""Lot sizing beyond the paper: imitate a teacher, then fine-tune with PPO and PDPPO.
 
-For each setting: MIP demonstrations on training episodes (``opsrl lotsizing demos``), a behaviour clone
-(``opsrl train --algo bc``), one DAgger round (the clone decides, the MIP labels), a second clone on both,
-then PPO and PDPPO fine-tuned from that clone for several seeds at equal steps (``--set init=...``), and
-the rolling-horizon MIP itself on the first test scenarios. Every cost comes from ``evaluate`` on the fixed
-test scenarios; the table compares everything on the scenarios where the MIP ran.
+For each setting: the teacher's demonstrations on training episodes (``opsrl lotsizing demos``), a behaviour
+clone (``opsrl train --algo bc``), then PPO and PDPPO fine-tuned from that clone for several seeds at equal
+steps (``--set init=...``), and the rolling-horizon MIP and the best fixed assignment (``static``) themselves.
+The teacher is the rolling-horizon MIP (with one DAgger round: the clone decides, the MIP labels, a second
+clone on both) or, with ``--teacher static``, the fixed assignment (a constant: no DAgger, a 5-epoch clone).
+Every cost comes from ``evaluate`` on the fixed test scenarios; the table compares everything on the
+scenarios where the MIP ran.
 
     python benchmarks/lotsizing_imitation.py --settings 20x10 --seeds 5
+    python benchmarks/lotsizing_imitation.py --settings 20x10 25x15 --seeds 3 --teacher static
     python benchmarks/lotsizing_imitation.py --settings 20x10 --seeds 5 --report
 
 Everything is cached under results/lotsizing/imitation/ (a checkpoint that exists is not trained again).
@@ -49,41 +52,49 @@ def _train(ckpt: Path, **options) -> None:
         train_from_options(TrainOptions(problem="lotsizing", out=ckpt, device="cpu", progress=False, **options))
 
 
-def _ckpt(kind: str, setting: str, seed: int | None = None) -> Path:
-    """A stage's checkpoint: ``bc``, ``bc2`` (after DAgger), or a fine-tuning ``ppo`` / ``pdppo`` with its seed."""
+def _ckpt(kind: str, setting: str, seed: int | None = None, teacher: str = "mip") -> Path:
+    """A stage's checkpoint: ``bc``, ``bc2`` (after DAgger), or a fine-tuning ``ppo`` / ``pdppo`` with its seed;
+    names of the static teacher's stages start with ``static_``."""
     name = f"{kind}_{setting}" if seed is None else f"ft_{kind}_{setting}_s{seed}"
-    return IM / "ckpt" / f"{name}.safetensors"
+    return IM / "ckpt" / f"{'static_' if teacher == 'static' else ''}{name}.safetensors"
 
 
 def pipeline(setting: str, *, episodes: int, dagger_episodes: int, seeds: int, steps: int, step_time: float,
-             mip_scenarios: int, warmup: int, switch_weight: float, run: bool = True) -> dict | None:
+             mip_scenarios: int, warmup: int, switch_weight: float, run: bool = True,
+             teacher: str = "mip") -> dict | None:
     """Run (or reuse) every stage for one setting; returns the scored records. With ``run`` off nothing is
     collected or trained: the records come from the cache (None where the clone or the MIP run is missing)."""
     from opsrl.lotsizing.imitate import collect_demonstrations
     from opsrl.lotsizing.policy import load_policy
 
     inst = get_problem("lotsizing").builtin(setting)
-    demos, dagger = IM / f"demos_{setting}.npz", IM / f"dagger1_{setting}.npz"
-    bc, bc2 = _ckpt("bc", setting), _ckpt("bc2", setting)
+    tag = "static_" if teacher == "static" else ""
+    demos, dagger = IM / f"demos_{tag}{setting}.npz", IM / f"dagger1_{setting}.npz"
+    bc = _ckpt("bc", setting, teacher=teacher)
+    bc2 = bc if teacher == "static" else _ckpt("bc2", setting)
     mip = {"scenarios": mip_scenarios, "step_time": step_time}
     if not run and not (bc2.is_file() and solver_path(setting, "rolling-mip", mip).is_file()):
         return None
     if run:
         sw = str(switch_weight)
-        collect_demonstrations(inst, episodes, demos, seed=0, step_time=step_time, progress=True)
-        _train(bc, seed=0, setting=setting, algo="bc", sets={"demos": str(demos), "switch_weight": sw})
-        collect_demonstrations(inst, dagger_episodes, dagger, seed=1, step_time=step_time,
-                               policy=load_policy(inst, bc)[0], progress=True)
-        _train(bc2, seed=0, setting=setting, algo="bc", sets={"demos": f"{demos},{dagger}", "switch_weight": sw})
+        collect_demonstrations(inst, episodes, demos, seed=0, step_time=step_time, progress=True, teacher=teacher)
+        # a constant teacher is fitted in a few epochs; more make the actor deterministic (no exploration left)
+        _train(bc, seed=0, setting=setting, algo="bc", sets={"demos": str(demos), "switch_weight": sw},
+               **({"epochs": 5} if teacher == "static" else {}))
+        if teacher == "mip":
+            collect_demonstrations(inst, dagger_episodes, dagger, seed=1, step_time=step_time,
+                                   policy=load_policy(inst, bc)[0], progress=True)
+            _train(bc2, seed=0, setting=setting, algo="bc", sets={"demos": f"{demos},{dagger}", "switch_weight": sw})
     out = {"bc": _score(setting, "bc", bc), "bc2": _score(setting, "bc", bc2), "ppo": [], "pdppo": []}
     for seed in range(seeds):
         for algo in ("ppo", "pdppo"):
-            ft = _ckpt(algo, setting, seed)
+            ft = _ckpt(algo, setting, seed, teacher)
             if run:
                 _train(ft, seed=seed, setting=setting, algo=algo, steps=steps,
                        sets={"init": str(bc2), "critic_warmup": str(warmup)})
             if ft.is_file():
                 out[algo].append(_score(setting, algo, ft))
+    out["static"] = solver_run(setting, "static", {}, 600)
     out["rolling"] = solver_run(setting, "rolling-mip", mip, time_limit=mip_scenarios * inst.horizon * (step_time + 0.3))
     return out
 
@@ -103,8 +114,8 @@ def _scratch(setting: str, algo: str, seeds: int) -> list[dict]:
 
 
 def report(results: dict[str, dict], seeds: int) -> str:
-    lines = ["| setting | rolling-mip | clone | clone + DAgger | PPO from the clone | PDPPO from the clone | "
-             "Welch t (p) | PPO from scratch | PDPPO from scratch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| setting | rolling-mip | static | clone | clone + DAgger | PPO from the clone | PDPPO from the clone | "
+             "Welch t (p) | PPO from scratch | PDPPO from scratch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for setting, r in results.items():
         idx = [i for i, c in enumerate(r["rolling"]["costs"]) if not math.isnan(c)]
 
@@ -120,8 +131,9 @@ def report(results: dict[str, dict], seeds: int) -> str:
         t, _, p = welch(dv, pv) if len(pv) > 1 and len(dv) > 1 else (math.nan, 0, math.nan)
         sp, _ = ms(_scratch(setting, "ppo", seeds))
         sd, _ = ms(_scratch(setting, "pdppo", seeds))
+        dagger = "-" if r["bc2"]["checkpoint"] == r["bc"]["checkpoint"] else f"{_on(r['bc2']['costs'], idx):.0f}"
         lines.append(f"| {setting} ({len(idx)} test scen.) | {_on(r['rolling']['costs'], idx):.0f} | "
-                     f"{_on(r['bc']['costs'], idx):.0f} | {_on(r['bc2']['costs'], idx):.0f} | {ppo} | {pdppo} | "
+                     f"{_on(r['static']['costs'], idx):.0f} | {_on(r['bc']['costs'], idx):.0f} | {dagger} | {ppo} | {pdppo} | "
                      f"{t:.2f} ({p:.3f}) | {sp} | {sd} |")
     return "\n".join(lines)
 
@@ -137,19 +149,22 @@ def main() -> None:
     ap.add_argument("--step-time", type=float, default=0.2, help="SCIP seconds per MIP")
     ap.add_argument("--mip-scenarios", type=int, default=100, help="test scenarios the rolling-horizon MIP runs on")
     ap.add_argument("--switch-weight", type=float, default=5.0, help="the clones' weight on setup changes")
+    ap.add_argument("--teacher", default="mip", choices=["mip", "static"], help="what the clone imitates")
     ap.add_argument("--report", action="store_true", help="only the table, from what is cached")
     args = ap.parse_args()
     results = {}
     for s in args.settings:
         found = pipeline(s, episodes=args.episodes, dagger_episodes=args.dagger_episodes, seeds=args.seeds,
                          steps=args.steps, step_time=args.step_time, mip_scenarios=args.mip_scenarios,
-                         warmup=args.warmup, switch_weight=args.switch_weight, run=not args.report)
+                         warmup=args.warmup, switch_weight=args.switch_weight, run=not args.report,
+                         teacher=args.teacher)
         if found is not None:
             results[s] = found
     table = report(results, args.seeds)
     print(table)
-    (IM / "table.md").parent.mkdir(parents=True, exist_ok=True)
-    (IM / "table.md").write_text(table + "\n")
+    out = IM / f"table{'_static' if args.teacher == 'static' else ''}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def behaviour_clone(policy: Any, setting: LotSizingSetting, demos: dict[str, np.
 
     ``switch_weight`` weighs the choices that change a machine's setup (a few % of them, and the ones a
     missed decision costs most on) against those that keep it. Keeps the weights with the lowest validation
-    cost (greedy rollouts on ``val``); returns (metrics, curve).
+    cost (greedy rollouts on ``val``; a tie goes to the later epoch); returns (metrics, curve).
     """
     import torch
 
@@ -154,7 +154,7 @@ def behaviour_clone(policy: Any, setting: LotSizingSetting, demos: dict[str, np.
         if val is not None and (epoch % eval_every == 0 or epoch == epochs):
             policy.eval()
             row["val_cost"] = rollout_cost(policy, setting, val)
-            if row["val_cost"] < best[0]:
+            if row["val_cost"] <= best[0]:  # a tie goes to the later, closer fit
                 best = (row["val_cost"], {k: v.detach().clone() for k, v in policy.state_dict().items()}, epoch)
         curve.append(row)
     if best[1] is not None:

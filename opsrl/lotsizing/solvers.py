@@ -10,7 +10,7 @@ a subset of the test scenarios (``scenarios``), split the time limit between the
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -137,12 +137,12 @@ def solve_bc(instance: LotSizingSetting, *, time_limit: float | None, seed: int,
 # ----------------------------------------------------------------------------- MIP models
 
 def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray, *,
-                  time_limit: float, seed: int = 0, hint: np.ndarray | None = None) -> tuple[np.ndarray | None, float, float, str]:
+             time_limit: float, seed: int = 0, hints: Sequence[np.ndarray] = ()) -> tuple[np.ndarray | None, float, float, str]:
     """Cheapest plan (H, m) for known integer demand (H, n) from one state, by SCIP.
 
     The model is a relaxation of the simulator (it may also discard stock below the cap), so its dual bound
-    is a valid lower bound on the cost of any plan. ``hint`` (a plan) is given as a starting solution, so a
-    plan always comes back when there is one. Returns (plan or None, objective, bound, SCIP status).
+    is a valid lower bound on the cost of any plan. Each of ``hints`` (plans) is given as a starting solution,
+    so a plan at least as good as the best of them comes back. Returns (plan or None, objective, bound, SCIP status).
     """
     from pyscipopt import SCIP_PARAMSETTING, Model, quicksum
 
@@ -190,7 +190,7 @@ def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray
             obj.append(-float(setting.lost_sales_costs[i]) * sales[t, i])
             const += float(setting.lost_sales_costs[i]) * float(demand[t, i])
     model.setObjective(quicksum(obj) + const, "minimize")
-    if hint is not None:  # the simulated trajectory of the hinted plan: a feasible start
+    for hint in hints:  # the simulated trajectory of each hinted plan: a feasible start
         sol = model.createSol()
         inv, stp = inventory[None].astype(np.int64), setup[None].astype(np.int64)
         for t in range(H):
@@ -281,7 +281,7 @@ def solve_pi_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: 
         start, start_cost = _cheapest(instance, s, candidates)
         budget = max(budget - (time.perf_counter() - start_s), 0.05)
         plan, obj, bound, status = plan_mip(instance, sc.inventory[s], sc.setup[s], sc.demand[s],
-                                            time_limit=budget, seed=seed, hint=start)
+                                            time_limit=budget, seed=seed, hints=[start])
         # keep the MIP plan unless it simulates worse than its warm start (the model may discard stock)
         plans.append(plan if plan is not None and _cheapest(instance, s, [plan])[1] <= start_cost else start)
         bounds.append(bound)
@@ -309,11 +309,14 @@ def expected_forecast(setting: LotSizingSetting, horizon: int) -> np.ndarray:
 def mip_choice(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, forecast: np.ndarray, *,
                step_time: float, seed: int = 0) -> tuple[np.ndarray, str]:
     """The rolling-horizon MIP's choices (m,) in one state and SCIP's status: the first period of its plan over
-    ``forecast`` (h, n), warm-started with the heuristic's choices held for h periods, which are the answer
-    when no plan comes back."""
-    hint = np.repeat(DaysOfSupply().act(setting, inventory[None], setup[None]), len(forecast), axis=0)
-    plan, _, _, status = plan_mip(setting, inventory, setup, forecast, time_limit=step_time, seed=seed, hint=hint)
-    return (plan if plan is not None else hint)[0], status
+    ``forecast`` (h, n), warm-started with two plans: the heuristic's choices held for h periods (the answer
+    when no plan comes back), and every machine kept on its current setup (no setup cost)."""
+    h = len(forecast)
+    greedy = np.repeat(DaysOfSupply().act(setting, inventory[None], setup[None]), h, axis=0)
+    keep = np.repeat(np.asarray(setup, dtype=np.int64)[None], h, axis=0)
+    plan, _, _, status = plan_mip(setting, inventory, setup, forecast, time_limit=step_time, seed=seed,
+                                  hints=[greedy, keep])
+    return (plan if plan is not None else greedy)[0], status
 
 
 def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray,

@@ -134,7 +134,7 @@ def report(results: dict[str, dict], seeds: int) -> str:
         dagger = "-" if r["bc2"]["checkpoint"] == r["bc"]["checkpoint"] else f"{_on(r['bc2']['costs'], idx):.0f}"
         lines.append(f"| {setting} ({len(idx)} test scen.) | {_on(r['rolling']['costs'], idx):.0f} | "
                      f"{_on(r['static']['costs'], idx):.0f} | {_on(r['bc']['costs'], idx):.0f} | {dagger} | {ppo} | {pdppo} | "
-                     f"{t:.2f} ({p:.3f}) | {sp} | {sd} |")
+                     f"{'-' if math.isnan(t) else f'{t:.2f} ({p:.3f})'} | {sp} | {sd} |")
     return "\n".join(lines)
 
 

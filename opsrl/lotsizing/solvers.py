@@ -77,10 +77,12 @@ def solve_static(instance: LotSizingSetting, *, time_limit: float | None, seed: 
     found = search_assignment(instance, scenarios=scenarios, restarts=restarts, seed=seed)
     search_s = time.perf_counter() - t0
     sc = instance.scenarios
+    t1 = time.perf_counter()
     actions = run_policy(StaticAssignment(found.assignment), instance, sc.inventory, sc.setup, sc.demand)
     stats = {"assignment": found.assignment.tolist(), "training_cost": found.cost, "search_s": search_s,
              "item_cost_evaluations": found.evaluations, "starts": found.starts, "scenarios_run": sc.count,
-             "idle_machines": int((found.assignment == 0).sum())}
+             "idle_machines": int((found.assignment == 0).sum()),
+             "decide_ms_per_period": 1e3 * (time.perf_counter() - t1) / instance.horizon}
     return Solution(Status.FEASIBLE, encode_actions(instance, actions), stats=stats)
 
 

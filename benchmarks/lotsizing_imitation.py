@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
+import sys
 from pathlib import Path
 
 from lotsizing import OUT, _cached, _costs, run_tag, solver_path, solver_run, welch  # benchmarks/lotsizing.py
@@ -138,6 +140,32 @@ def report(results: dict[str, dict], seeds: int) -> str:
     return "\n".join(lines)
 
 
+def ship(setting: str, teacher: str, episodes: int, dagger_episodes: int) -> Path:
+    """Copy the seed-0 PDPPO fine-tuning to opsrl/weights/lotsizing_<setting> with a sidecar that lists every
+    command of its pipeline (the demonstrations, the clone(s), the fine-tuning) and its test cost."""
+    ft = _ckpt("pdppo", setting, 0, teacher)
+    meta = json.loads(ft.with_suffix(".json").read_text())
+    cost = statistics.mean(_score(setting, "pdppo", ft)["costs"])
+    demos = IM / f"demos_{'static_' if teacher == 'static' else ''}{setting}.npz"
+    steps = [f"opsrl lotsizing demos --setting {setting} --episodes {episodes} --out {demos}"
+             + (" --teacher static" if teacher == "static" else "")]
+    steps += json.loads(_ckpt("bc", setting, teacher=teacher).with_suffix(".json").read_text())["reproduce"]
+    if teacher == "mip":
+        steps.append(f"opsrl lotsizing demos --setting {setting} --episodes {dagger_episodes} --seed 1 "
+                     f"--dagger {_ckpt('bc', setting)} --out {IM / f'dagger1_{setting}.npz'}")
+        steps += json.loads(_ckpt("bc2", setting).with_suffix(".json").read_text())["reproduce"]
+    whole = " ".join(a for a in sys.argv if a != "--report")
+    meta["reproduce"] = [f"python {whole}  # the whole pipeline; the steps:"] + steps + meta["reproduce"]
+    meta["note"] = (f"PDPPO fine-tuned for {meta['metrics']['steps']:,} steps from a clone of the "
+                    f"{'best fixed machine-to-item assignment (the static solver)' if teacher == 'static' else 'rolling-horizon MIP'}, "
+                    f"seed 0; the fine-tuning keeps its start unless it beats it on validation "
+                    f"(best at step {meta['metrics']['best_at_steps']:,}). Mean cost on the 100 test scenarios {cost:.1f}.")
+    dst = Path("opsrl/weights") / f"lotsizing_{setting}.safetensors"
+    shutil.copyfile(ft, dst)
+    dst.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--settings", nargs="+", default=["20x10"])
@@ -151,6 +179,7 @@ def main() -> None:
     ap.add_argument("--switch-weight", type=float, default=5.0, help="the clones' weight on setup changes")
     ap.add_argument("--teacher", default="mip", choices=["mip", "static"], help="what the clone imitates")
     ap.add_argument("--report", action="store_true", help="only the table, from what is cached")
+    ap.add_argument("--ship", action="store_true", help="copy each setting's seed-0 PDPPO fine-tuning to opsrl/weights")
     args = ap.parse_args()
     results = {}
     for s in args.settings:
@@ -160,6 +189,8 @@ def main() -> None:
                          teacher=args.teacher)
         if found is not None:
             results[s] = found
+            if args.ship:
+                print(f"shipped {ship(s, args.teacher, args.episodes, args.dagger_episodes)}")
     table = report(results, args.seeds)
     print(table)
     out = IM / f"table{'_static' if args.teacher == 'static' else ''}.md"

@@ -67,6 +67,9 @@ class ItemCosts:
 
 @dataclass
 class SearchResult:
+    """The assignment found (m,), its mean cost on the sampled scenarios, how many per-item costs were
+    simulated, and how many starts were descended."""
+
     assignment: np.ndarray
     cost: float
     evaluations: int
@@ -74,6 +77,7 @@ class SearchResult:
 
 
 def _total(costs: ItemCosts, assignment: np.ndarray) -> float:
+    """Mean cost of a fixed assignment: the sum of its items' costs, each from the machines that make it."""
     n = costs.setting.n_items
     groups: list[list[int]] = [[] for _ in range(n)]
     for m, a in enumerate(assignment):

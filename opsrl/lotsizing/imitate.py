@@ -93,15 +93,16 @@ def collect_demonstrations(setting: LotSizingSetting, episodes: int, out: Path, 
             rng = np.random.default_rng([seed, 29, e])
             inv0, stp0 = random_states(setting, rng, 1)
             demand = sample_demand(setting.demand, rng, (T, setting.n_items))
-            taken = np.zeros((T, setting.n_machines), dtype=np.int64)
-            actions = np.zeros_like(taken)
+            actions = np.zeros((T, setting.n_machines), dtype=np.int64)
+            invs = np.zeros((T, setting.n_items), dtype=np.int64)
+            stps = np.zeros_like(actions)
             inv, stp = inv0, stp0
-            for t in range(T):
+            for t in range(T):  # the states are recorded as they are visited
+                invs[t], stps[t] = inv[0], stp[0]
                 actions[t] = label(inv[0], stp[0], t)
-                taken[t] = actions[t] if policy is None else policy.act(setting, inv, stp)[0]
-                post, stp, _ = post_decision(setting, inv, stp, taken[t][None], check=False)
+                taken = actions[t] if policy is None else policy.act(setting, inv, stp)[0]
+                post, stp, _ = post_decision(setting, inv, stp, taken[None], check=False)
                 inv, _, _ = demand_step(setting, post, demand[t][None])
-            invs, stps = trajectory_states(setting, inv0[0], stp0[0], taken, demand)
             new = {"inventory": invs, "setup": stps, "actions": actions, "demand": demand}
             demos = {k: new[k][None] if demos[k] is None else np.concatenate([demos[k], new[k][None]])
                      for k in DEMO_KEYS}

@@ -54,11 +54,25 @@ def _train(ckpt: Path, **options) -> None:
         train_from_options(TrainOptions(problem="lotsizing", out=ckpt, device="cpu", progress=False, **options))
 
 
+def _prefix(teacher: str) -> str:
+    """What starts the names of a teacher's files: nothing for the MIP (the first runs), ``static_``."""
+    return "static_" if teacher == "static" else ""
+
+
 def _ckpt(kind: str, setting: str, seed: int | None = None, teacher: str = "mip") -> Path:
-    """A stage's checkpoint: ``bc``, ``bc2`` (after DAgger), or a fine-tuning ``ppo`` / ``pdppo`` with its seed;
-    names of the static teacher's stages start with ``static_``."""
+    """A stage's checkpoint: ``bc``, ``bc2`` (after DAgger), or a fine-tuning ``ppo`` / ``pdppo`` with its seed."""
     name = f"{kind}_{setting}" if seed is None else f"ft_{kind}_{setting}_s{seed}"
-    return IM / "ckpt" / f"{'static_' if teacher == 'static' else ''}{name}.safetensors"
+    return IM / "ckpt" / f"{_prefix(teacher)}{name}.safetensors"
+
+
+def _demos(setting: str, teacher: str) -> Path:
+    """The teacher's demonstrations of a setting."""
+    return IM / f"demos_{_prefix(teacher)}{setting}.npz"
+
+
+def _dagger(setting: str) -> Path:
+    """The MIP's labels on the states its first clone visits (the DAgger round)."""
+    return IM / f"dagger1_{setting}.npz"
 
 
 def pipeline(setting: str, *, episodes: int, dagger_episodes: int, seeds: int, steps: int, step_time: float,
@@ -70,8 +84,7 @@ def pipeline(setting: str, *, episodes: int, dagger_episodes: int, seeds: int, s
     from opsrl.lotsizing.policy import load_policy
 
     inst = get_problem("lotsizing").builtin(setting)
-    tag = "static_" if teacher == "static" else ""
-    demos, dagger = IM / f"demos_{tag}{setting}.npz", IM / f"dagger1_{setting}.npz"
+    demos, dagger = _demos(setting, teacher), _dagger(setting)
     bc = _ckpt("bc", setting, teacher=teacher)
     bc2 = bc if teacher == "static" else _ckpt("bc2", setting)
     mip = {"scenarios": mip_scenarios, "step_time": step_time}
@@ -146,13 +159,12 @@ def ship(setting: str, teacher: str, episodes: int, dagger_episodes: int) -> Pat
     ft = _ckpt("pdppo", setting, 0, teacher)
     meta = json.loads(ft.with_suffix(".json").read_text())
     cost = statistics.mean(_score(setting, "pdppo", ft)["costs"])
-    demos = IM / f"demos_{'static_' if teacher == 'static' else ''}{setting}.npz"
-    steps = [f"opsrl lotsizing demos --setting {setting} --episodes {episodes} --out {demos}"
+    steps = [f"opsrl lotsizing demos --setting {setting} --episodes {episodes} --out {_demos(setting, teacher)}"
              + (" --teacher static" if teacher == "static" else "")]
     steps += json.loads(_ckpt("bc", setting, teacher=teacher).with_suffix(".json").read_text())["reproduce"]
     if teacher == "mip":
         steps.append(f"opsrl lotsizing demos --setting {setting} --episodes {dagger_episodes} --seed 1 "
-                     f"--dagger {_ckpt('bc', setting)} --out {IM / f'dagger1_{setting}.npz'}")
+                     f"--dagger {_ckpt('bc', setting)} --out {_dagger(setting)}")
         steps += json.loads(_ckpt("bc2", setting).with_suffix(".json").read_text())["reproduce"]
     whole = " ".join(a for a in sys.argv if a != "--report")
     meta["reproduce"] = [f"python {whole}  # the whole pipeline; the steps:"] + steps + meta["reproduce"]
@@ -193,7 +205,7 @@ def main() -> None:
                 print(f"shipped {ship(s, args.teacher, args.episodes, args.dagger_episodes)}")
     table = report(results, args.seeds)
     print(table)
-    out = IM / f"table{'_static' if args.teacher == 'static' else ''}.md"
+    out = IM / f"{_prefix(args.teacher)}table.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table + "\n")
 

@@ -139,12 +139,15 @@ def solve_bc(instance: LotSizingSetting, *, time_limit: float | None, seed: int,
 # ----------------------------------------------------------------------------- MIP models
 
 def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray, *,
-             time_limit: float, seed: int = 0, hints: Sequence[np.ndarray] = ()) -> tuple[np.ndarray | None, float, float, str]:
+             time_limit: float, seed: int = 0, hints: Sequence[np.ndarray] = (),
+             node_limit: int = 0) -> tuple[np.ndarray | None, float, float, str]:
     """Cheapest plan (H, m) for known integer demand (H, n) from one state, by SCIP.
 
     The model is a relaxation of the simulator (it may also discard stock below the cap), so its dual bound
     is a valid lower bound on the cost of any plan. Each of ``hints`` (plans) is given as a starting solution,
-    so a plan at least as good as the best of them comes back. Returns (plan or None, objective, bound, SCIP status).
+    so a plan at least as good as the best of them comes back. ``node_limit`` > 0 also stops SCIP after that many
+    branch-and-bound nodes: a limit that, unlike the time limit, gives the same plan however loaded the machine is.
+    Returns (plan or None, objective, bound, SCIP status).
     """
     from pyscipopt import SCIP_PARAMSETTING, Model, quicksum
 
@@ -154,6 +157,8 @@ def plan_mip(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray
     model = Model()
     model.hideOutput()
     model.setParam("limits/time", max(float(time_limit), 0.05))
+    if node_limit > 0:
+        model.setParam("limits/nodes", int(node_limit))
     model.setParam("randomization/randomseedshift", int(seed) % 2**31)
     model.setPresolve(SCIP_PARAMSETTING.FAST)
     model.setSeparating(SCIP_PARAMSETTING.FAST)
@@ -309,7 +314,7 @@ def expected_forecast(setting: LotSizingSetting, horizon: int) -> np.ndarray:
 
 
 def mip_choice(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, forecast: np.ndarray, *,
-               step_time: float, seed: int = 0) -> tuple[np.ndarray, str]:
+               step_time: float, seed: int = 0, node_limit: int = 0) -> tuple[np.ndarray, str]:
     """The rolling-horizon MIP's choices (m,) in one state and SCIP's status: the first period of its plan over
     ``forecast`` (h, n), warm-started with two plans: the heuristic's choices held for h periods (the answer
     when no plan comes back), and every machine kept on its current setup (no setup cost)."""
@@ -317,13 +322,13 @@ def mip_choice(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarr
     greedy = np.repeat(DaysOfSupply().act(setting, inventory[None], setup[None]), h, axis=0)
     keep = np.repeat(np.asarray(setup, dtype=np.int64)[None], h, axis=0)
     plan, _, _, status = plan_mip(setting, inventory, setup, forecast, time_limit=step_time, seed=seed,
-                                  hints=[greedy, keep])
+                                  hints=[greedy, keep], node_limit=node_limit)
     return (plan if plan is not None else greedy)[0], status
 
 
 def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, demand: np.ndarray,
          forecast: Any, *, horizon: int, step_time: float, seed: int = 0,
-         deadline: float = float("inf")) -> tuple[np.ndarray, dict[str, int]]:
+         deadline: float = float("inf"), node_limit: int = 0) -> tuple[np.ndarray, dict[str, int]]:
     """Rolling-horizon plan (T, m) of one scenario: each period plan ``forecast(t, h)`` (h, n) ahead from the
     current state, apply the first period, meet the real ``demand`` (T, n), roll. Past ``deadline``
     (perf_counter) the heuristic decides the rest. Returns (choices, MIP status counts)."""
@@ -336,7 +341,7 @@ def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, de
             actions[t], status = DaysOfSupply().act(setting, inv, stp)[0], "heuristic fallback"
         else:
             actions[t], status = mip_choice(setting, inv[0], stp[0], forecast(t, min(horizon, T - t)),
-                                            step_time=step_time, seed=seed)
+                                            step_time=step_time, seed=seed, node_limit=node_limit)
         statuses[status] = statuses.get(status, 0) + 1
         post, stp, _ = post_decision(setting, inv, stp, actions[t][None], check=False)
         inv, _, _ = demand_step(setting, post, demand[t][None])
@@ -345,12 +350,16 @@ def roll(setting: LotSizingSetting, inventory: np.ndarray, setup: np.ndarray, de
 
 @register_solver(["lotsizing"], "rolling-mip", "rolling-horizon MIP on expected demand: plan H periods, apply the first")
 def solve_rolling_mip(instance: LotSizingSetting, *, time_limit: float | None, seed: int, horizon: int = 5,
-                      scenarios: int = 5, step_time: float = 0.0) -> Solution:
+                      scenarios: int = 5, step_time: float = 0.0, node_limit: int = 0) -> Solution:
     """Each period: plan ``horizon`` periods on the expected demand (rounded to integers) from the current
     state, apply the first period's choices, see the real demand, roll. ``step_time`` (s) per MIP; 0 splits
-    70 % of the time limit evenly over the first ``scenarios`` test scenarios' periods."""
+    70 % of the time limit evenly over the first ``scenarios`` test scenarios' periods. ``node_limit`` > 0
+    stops each MIP after that many nodes as well: with a ``step_time`` that the node limit reaches first, the
+    plans (and the cost) no longer depend on the machine's load."""
     if horizon < 1:
         raise UsageError(f"--param horizon={horizon}: expected a positive number of periods")
+    if node_limit < 0:
+        raise UsageError(f"--param node_limit={node_limit}: expected 0 (no limit) or a positive number of nodes")
     idx = _pick_scenarios(instance, scenarios)
     T = instance.horizon
     limit = time_limit if time_limit is not None else 1.0 * len(idx) * T
@@ -366,13 +375,14 @@ def solve_rolling_mip(instance: LotSizingSetting, *, time_limit: float | None, s
         if k and left < 1.2 * (time.perf_counter() - t0) / k:  # the next scenario would not fit
             break
         actions[k], counts = roll(instance, sc.inventory[s], sc.setup[s], sc.demand[s], lambda t, h: mu[:h],
-                                  horizon=horizon, step_time=per, seed=seed, deadline=t0 + 0.9 * limit)
+                                  horizon=horizon, step_time=per, seed=seed, deadline=t0 + 0.9 * limit,
+                                  node_limit=node_limit)
         for key, v in counts.items():
             statuses[key] = statuses.get(key, 0) + v
         done.append(s)
     idx = done
     actions = actions[: len(done)]
-    stats = {"scenarios": idx, "plan_horizon": horizon, "step_time_s": per, "mip_status": statuses,
+    stats = {"scenarios": idx, "plan_horizon": horizon, "step_time_s": per, "node_limit": node_limit, "mip_status": statuses,
              "heuristic_fallback_periods": statuses.get("heuristic fallback", 0),
              "solver_s": time.perf_counter() - t0, "solver": "scip",
              "planned_demand": int(mu[0, 0]) if mu.size else None}

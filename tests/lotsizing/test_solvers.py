@@ -98,3 +98,18 @@ def test_pi_mip_rejects_an_unknown_warm_start():
 
     with pytest.raises(UsageError, match="warm"):
         run_solver(tiny(horizon=3), "pi-mip", time_limit=10, isolate=False, params={"warm": "nope"})
+
+
+def test_rolling_mip_node_limit_gives_the_same_choice_every_time():
+    """With a node limit that binds before the (generous) time limit, the MIP's choice does not depend on
+    how loaded the machine is: two solves agree, and SCIP reports the node limit or optimality."""
+    from opsrl.core.errors import UsageError
+    from opsrl.lotsizing.solvers import expected_forecast, mip_choice
+
+    s = P.builtin("15x5")
+    sc, forecast = s.scenarios, expected_forecast(s, 5)
+    runs = [mip_choice(s, sc.inventory[0], sc.setup[0], forecast, step_time=60, node_limit=1) for _ in range(2)]
+    assert np.array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] in ("nodelimit", "optimal")
+    with pytest.raises(UsageError, match="node_limit=-1"):
+        run_solver(tiny(), "rolling-mip", time_limit=30, params={"node_limit": -1}, isolate=False)

@@ -62,7 +62,8 @@ def train(
 
 def _train_routing(options: Any) -> Any:
     """Imitation training of a BQ policy on a label file."""
-    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps", "nproc")
+    options.reject("data", "preset", "epochs", "batch", "lr", "resume", "max_steps", "nproc", "sets")
+    schedule = _routing_schedule(options.sets)
     if options.data is None:
         from opsrl.core.errors import UsageError
 
@@ -81,12 +82,37 @@ def _train_routing(options: Any) -> Any:
     kwargs: dict[str, Any] = {"epochs": options.epochs, "batch": options.batch, "lr": options.lr,
                               "max_steps": options.max_steps}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # left out: the preset decides
+    kwargs.update(schedule)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     from opsrl.core.distributed import launch
 
     return launch(train_policy, options.nproc, problem=options.problem, data=options.data, out=options.out,
                   preset=preset, device=options.device, resume=options.resume, seed=options.seed,
                   progress=options.progress, **kwargs)
+
+
+def _routing_schedule(sets: dict[str, str]) -> dict[str, Any]:
+    """The learning-rate schedule of routing training from ``--set lr_decay=F --set decay_every=K``:
+    the rate is ``lr * lr_decay ** ((epoch - 1) // decay_every)``, counted over the whole run, so a
+    resumed run that should keep learning needs a decay near 1."""
+    from opsrl.core.errors import UsageError
+
+    if unknown := set(sets) - {"lr_decay", "decay_every"}:
+        raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay= and decay_every=")
+    out: dict[str, Any] = {}
+    if "lr_decay" in sets:
+        try:
+            out["lr_decay"] = float(sets["lr_decay"])
+        except ValueError:
+            out["lr_decay"] = -1.0
+        if not 0 < out["lr_decay"] <= 1:
+            raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
+    if "decay_every" in sets:
+        value = sets["decay_every"]
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--set decay_every={value}: expected an integer >= 1 (epochs)")
+        out["decay_every"] = int(value)
+    return out
 
 
 def _train_family(options: Any) -> Any:

@@ -8,7 +8,9 @@ multiple; per method the mean gap % to the reference solver and the wall time pe
   ``--knn`` nearest nodes of each step for instances larger than that (as BQ-NCO does at scale);
 - ``bq+ls``: the greedy solution polished by PyVRP's search, ``--ls-time`` s per instance in all
   (decoding included);
-- ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance;
+- ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance as its
+  limit (at least 1 ms; its wall time adds building the model), and ``--ortools-limits`` more
+  limits, so that the table shows OR-Tools' gap against its wall time around the greedy's;
 - ``--same-time`` solvers (default: pyvrp, hgs and ortools for cvrp) given the bq+ls time;
 - the reference solver (``--reference``, its own time limit), which defines the gap.
 
@@ -40,6 +42,7 @@ from opsrl.core.metrics import gap_pct
 
 DEFAULT_REFERENCE = {"tsp": "lkh", "cvrp": "hgs", "op": "pyvrp", "kp": "ortools"}
 DEFAULT_SAME_TIME = {"tsp": "", "cvrp": "pyvrp,hgs,ortools", "op": "", "kp": ""}
+MIN_LIMIT = 0.001  # OR-Tools' time limit is in whole milliseconds
 FILE_SETS = {"tsplib": ("tsp", "tsplib", "*.tsp"), "cvrplib": ("cvrp", "cvrplib-x", "X-n*.vrp")}
 
 
@@ -124,9 +127,12 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
             objs, wall = _classical(insts, solver, args.ls_time, args.jobs, args.out / f"neural_{tag}_{solver}_same.parquet")
             row(f"{solver} ({args.ls_time:g} s limit)", objs, wall)
     if args.problem != "kp":
-        same = max(t_greedy, 0.05)
-        objs, wall = _classical(insts, "ortools", same, args.jobs, args.out / f"neural_{tag}_ortools.parquet")
-        row(f"ortools ({same:.2f} s limit)", objs, wall)
+        same = max(t_greedy, MIN_LIMIT)
+        extra = sorted({float(x) for x in args.ortools_limits.split(",") if x} - {same})
+        for limit in sorted([same, *extra]):
+            objs, wall = _classical(insts, "ortools", limit, args.jobs,
+                                    args.out / f"neural_{tag}_ortools_{limit:g}.parquet")
+            row(f"ortools ({limit:.3g} s limit{', the greedy time' if limit == same else ''})", objs, wall)
     row(ref_label, ref, ref_t)
 
 
@@ -144,6 +150,8 @@ def main() -> int:
     parser.add_argument("--knn", type=int, default=0,
                         help="decode instances of more than K+2 nodes on the K nodes nearest the origin (0: all)")
     parser.add_argument("--same-time", default=None, help="solvers given the bq+ls time (comma-separated)")
+    parser.add_argument("--ortools-limits", default="",
+                        help="more OR-Tools time limits to run beside the greedy time (comma-separated seconds)")
     parser.add_argument("--files", choices=sorted(FILE_SETS), default=None, help="also run on a benchmark file set")
     parser.add_argument("--max-nodes", type=int, default=201)
     parser.add_argument("--reference", default=None)

@@ -479,8 +479,11 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
     resume = None if resume is None else _checkpoint_path(resume)
     policy, optimizer, best_state, prog = _start(problem, preset, resume, out, dev, lr)
     config = policy.config
+    earlier: list[dict[str, Any]] = []  # the recipes of the runs this one continues, oldest first
     if resume is not None:
-        preset = str(load_checkpoint(resume)[1].get("training", {}).get("preset", preset))
+        before = dict(load_checkpoint(resume)[1].get("training", {}))
+        preset = str(before.get("preset", preset))
+        earlier = [*before.pop("history", []), before] if before else []
     prog.curve = _read_curve(curve_path(out), prog.epoch) if resume is not None else []
 
     run = _Run(problem, policy, optimizer, static, labels, n_train, batch, dev, ctx)
@@ -490,6 +493,8 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
               "lr_decay": lr_decay, "decay_every": decay_every, "preset": preset, "seed": seed, "device": dev,
               "augmentation": "dihedral" if static.coords is not None else None,
               "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
+    if earlier:
+        recipe["history"] = earlier
     stopped = False
     with _progress_bar(progress) as bar:
         task = bar.add_task(f"train {problem}", total=run.steps_per_epoch * max(epochs - prog.epoch, 0))

@@ -256,6 +256,10 @@ def test_training_writes_checkpoints_that_load_and_resume(tmp_path, problem: str
     with open(tmp_path / f"bq_{problem}.curve.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
     assert (tmp_path / f"bq_{problem}.last.pt").is_file()
+    recipe = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert recipe["epochs"] == 2 and recipe["resumed_from"].endswith(f"bq_{problem}.last.safetensors")
+    assert [run["epochs"] for run in recipe["history"]] == [1]  # the run it continued, as it was recorded
+    assert "history" not in recipe["history"][0]
 
 
 def test_dihedral_augmentation_keeps_distances_and_the_unit_square():

@@ -92,6 +92,7 @@ class SolverSpec:
     description: str
     needs_torch: bool = False
     exact: bool = False
+    imports: tuple[str, ...] = ()  # modules a worker imports before the clock starts: its time is for solving
 
     def params(self) -> dict[str, inspect.Parameter]:
         """The solver options a user may set with ``--param`` (keyword arguments beyond the contract)."""
@@ -122,12 +123,16 @@ def register_problem(problem: Problem) -> Problem:
 
 
 def register_solver(problems: Iterable[str], name: str, description: str, *,
-                    needs_torch: bool = False, exact: bool = False) -> Callable[[SolveFn], SolveFn]:
-    """Decorator: register ``fn(instance, *, time_limit, seed, **options) -> Solution`` for each problem."""
+                    needs_torch: bool = False, exact: bool = False,
+                    imports: Iterable[str] = ()) -> Callable[[SolveFn], SolveFn]:
+    """Decorator: register ``fn(instance, *, time_limit, seed, **options) -> Solution`` for each problem.
+
+    ``imports`` names the packages the solver imports lazily: a benchmark worker imports them before
+    the solver's clock starts, so that wall times (and the time left for searching) do not include them."""
 
     def deco(fn: SolveFn) -> SolveFn:
         for problem in problems:
-            _SOLVERS[(problem, name)] = SolverSpec(problem, name, fn, description, needs_torch, exact)
+            _SOLVERS[(problem, name)] = SolverSpec(problem, name, fn, description, needs_torch, exact, tuple(imports))
         return fn
 
     return deco

@@ -6,6 +6,7 @@ benchmark runner drives many workers at once with the same ``start_worker`` / ``
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import multiprocessing as mp
@@ -168,6 +169,11 @@ def _child(conn: Any, spec_key: tuple[str, str], instance: Any, time_limit: floa
             # one CPU per run, as the bench gives each worker: several threads per worker on shared
             # cores spin against each other (measured: 10 s instead of 0.13 s for one CVRP50 decode)
             torch.set_num_threads(int(os.environ.get("OPSRL_TORCH_THREADS", "1")))
+        for module in spec.imports:  # likewise: a fresh worker would otherwise import them on the clock
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass  # the solver says itself, in one line, what is missing
         result: Any = _run_here(spec, instance, time_limit, seed, options)
     except OpsrlError as exc:
         result = exc

@@ -102,14 +102,15 @@ def best_solution(model: Any) -> dict[str, Any] | None:
     return {"x": values}
 
 
-@register_solver(["milp"], "scip", "SCIP default (reliability pseudo-cost branching)", exact=True)
+@register_solver(["milp"], "scip", "SCIP default (reliability pseudo-cost branching)", exact=True,
+                 imports=["pyscipopt"])
 def scip_default(instance: Any, *, time_limit: float | None, seed: int, learn2branch: bool = False,
                  gap_limit: float = 0.0) -> Solution:
     return solve_model(instance, time_limit, seed, learn2branch, gap_limit=gap_limit)
 
 
 def _classical(rule_name: str, description: str) -> None:
-    @register_solver(["milp"], rule_name, description, exact=True)
+    @register_solver(["milp"], rule_name, description, exact=True, imports=["pyscipopt"])
     def solve(instance: Any, *, time_limit: float | None, seed: int, learn2branch: bool = False,
               gap_limit: float = 0.0) -> Solution:
         return solve_model(instance, time_limit, seed, learn2branch, rule=RULES[rule_name], gap_limit=gap_limit)
@@ -121,7 +122,7 @@ _classical("scip-mostinf", "SCIP with most-infeasible (most fractional) branchin
 
 
 @register_solver(["milp"], "scip-gnn", "SCIP with the learned GNN branching policy (shipped checkpoint by default)",
-                 needs_torch=True, exact=True)
+                 needs_torch=True, exact=True, imports=["pyscipopt"])
 def scip_gnn(instance: Any, *, time_limit: float | None, seed: int, learn2branch: bool = False,
              gap_limit: float = 0.0, checkpoint: str = "", device: str = "cpu") -> Solution:
     """SCIP whose branching asks the learned policy (GCNN or hybrid) which candidate to branch on."""

@@ -39,3 +39,25 @@ def test_instance_file_errors_survive_the_worker_pipe():
 
     again = pickle.loads(pickle.dumps(InstanceFileError("a.vrp", "line 3: expected a number")))
     assert isinstance(again, InstanceFileError) and str(again) == "a.vrp: line 3: expected a number"
+
+
+def test_a_worker_imports_the_solvers_packages_before_its_clock_starts():
+    import sys
+
+    from opsrl.core import registry
+    from opsrl.core.types import Solution, Status
+
+    if "tabnanny" in sys.modules:
+        pytest.skip("tabnanny is already imported in this process")
+
+    def probe(instance, *, time_limit, seed):
+        return Solution(Status.FEASIBLE, [], {"preloaded": "tabnanny" in sys.modules})
+
+    registry.register_solver(["kp"], "probe-imports", "test only", imports=["tabnanny", "opsrl_no_such_module"])(probe)
+    try:
+        inst = opsrl.generate("kp", 5, seed=0)
+        assert opsrl.solve(inst, "probe-imports", time_limit=5).stats["preloaded"] is True  # a missing one is skipped
+        assert opsrl.solve(inst, "probe-imports", time_limit=5, isolate=False).stats["preloaded"] is False
+    finally:
+        registry._SOLVERS.pop(("kp", "probe-imports"))
+    assert registry.get_solver("cvrp", "ortools").imports and registry.get_solver("cvrp", "pyvrp").imports

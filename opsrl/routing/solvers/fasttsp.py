@@ -41,7 +41,7 @@ def fast_tsp_matrix(instance: RoutingInstance) -> tuple[np.ndarray, float, bool]
 
 
 @register_solver(["tsp"], "fasttsp", "fast-tsp local search (exact up to 20 nodes); stops once converged "
-                                     "(stop_when_converged) or at the limit")
+                                     "(stop_when_converged) or at the limit", imports=["fast_tsp"])
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int,
               stop_when_converged: bool = True) -> Solution:
     """TSP by fast-tsp on an integer matrix in its uint16 range; one thread (the harness runs jobs side by side)."""

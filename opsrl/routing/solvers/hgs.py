@@ -17,7 +17,8 @@ from opsrl.routing.instances import CVRPInstance
 from opsrl.routing.solvers._shared import fleet_bound, heuristic_budget, remaining
 
 
-@register_solver(["cvrp"], "hgs", "HGS-CVRP via hygese: hybrid genetic search with restarts until the limit")
+@register_solver(["cvrp"], "hgs", "HGS-CVRP via hygese: hybrid genetic search with restarts until the limit",
+                 imports=["hygese"])
 def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int,
                nb_iter: int = 20_000) -> Solution:
     """CVRP by HGS-CVRP; the population restarts after ``nb_iter`` iterations without improvement."""

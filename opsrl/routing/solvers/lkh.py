@@ -16,7 +16,8 @@ from opsrl.routing.instances import RoutingInstance
 MISSING = "lkh needs the optional extra: pip install 'opsrl[lkh]' (elkai)"
 
 
-@register_solver(["tsp"], "lkh", "LKH via elkai (optional extra, non-commercial licence); effort set by runs")
+@register_solver(["tsp"], "lkh", "LKH via elkai (optional extra, non-commercial licence); effort set by runs",
+                 imports=["elkai"])
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int, runs: int = 1) -> Solution:
     """TSP by LKH: ``runs`` independent LKH runs on the integer matrix, the best tour kept."""
     try:

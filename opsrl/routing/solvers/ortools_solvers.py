@@ -23,8 +23,12 @@ from opsrl.routing.solvers._shared import (
     remaining,
 )
 
+ROUTING_IMPORTS = ("ortools.constraint_solver.pywrapcp", "ortools.constraint_solver.routing_enums_pb2",
+                   "ortools.util.optional_boolean_pb2")
 
-@register_solver(["kp"], "ortools", "OR-Tools knapsack solver (branch and bound, exact)", exact=True)
+
+@register_solver(["kp"], "ortools", "OR-Tools knapsack solver (branch and bound, exact)", exact=True,
+                 imports=["ortools.algorithms.python.knapsack_solver"])
 def solve_kp(instance: KPInstance, *, time_limit: float | None, seed: int) -> Solution:
     """Solve a 0-1 knapsack with OR-Tools' multidimensional branch and bound."""
     from ortools.algorithms.python import knapsack_solver
@@ -150,7 +154,8 @@ def _op_spec(instance: OPInstance) -> _RoutingSpec:
                         extra_operators=OP_OPERATORS)
 
 
-@register_solver(["tsp"], "ortools", "OR-Tools routing: cheapest arc, then guided local search until the limit")
+@register_solver(["tsp"], "ortools", "OR-Tools routing: cheapest arc, then guided local search until the limit",
+                 imports=ROUTING_IMPORTS)
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int) -> Solution:
     """TSP by OR-Tools guided local search (OR-Tools routing takes no seed)."""
     if instance.num_nodes < 3:
@@ -158,14 +163,16 @@ def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int)
     return _run(instance, _tsp_spec, time_limit, lambda routes: [0, *(routes[0] if routes else [])])
 
 
-@register_solver(["cvrp"], "ortools", "OR-Tools routing: cheapest arc, then guided local search until the limit")
+@register_solver(["cvrp"], "ortools", "OR-Tools routing: cheapest arc, then guided local search until the limit",
+                 imports=ROUTING_IMPORTS)
 def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int) -> Solution:
     """CVRP by OR-Tools guided local search with a capacity dimension (OR-Tools routing takes no seed)."""
     return _run(instance, _cvrp_spec, time_limit, lambda routes: routes)
 
 
 @register_solver(["op"], "ortools",
-                 "OR-Tools routing: prize-collecting disjunctions, guided local search until the limit")
+                 "OR-Tools routing: prize-collecting disjunctions, guided local search until the limit",
+                 imports=ROUTING_IMPORTS)
 def solve_op(instance: OPInstance, *, time_limit: float | None, seed: int) -> Solution:
     """Orienteering by OR-Tools: droppable nodes penalised by their prize, a length dimension as the budget."""
     return _run(instance, _op_spec, time_limit, lambda routes: routes[0] if routes else [])

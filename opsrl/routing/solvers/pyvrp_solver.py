@@ -92,7 +92,8 @@ def _answer(routes: list[list[int]] | None, stats: dict[str, Any], shape: Any) -
     return Solution(Status.FEASIBLE, shape(routes), stats)
 
 
-@register_solver(["cvrp"], "pyvrp", "PyVRP iterated local search until the time limit (max_iterations caps it)")
+@register_solver(["cvrp"], "pyvrp", "PyVRP iterated local search until the time limit (max_iterations caps it)",
+                 imports=["pyvrp", "pyvrp.stop"])
 def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """CVRP by PyVRP's iterated local search, with a fleet large enough to be always feasible."""
     t0 = time.perf_counter()
@@ -104,7 +105,8 @@ def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int, m
     return _answer(routes, stats, lambda rs: rs)
 
 
-@register_solver(["tsp"], "pyvrp", "PyVRP iterated local search (one vehicle) until the time limit")
+@register_solver(["tsp"], "pyvrp", "PyVRP iterated local search (one vehicle) until the time limit",
+                 imports=["pyvrp", "pyvrp.stop"])
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """TSP by PyVRP: one vehicle of unlimited capacity from node 0 visiting every other node."""
     if instance.num_nodes < 3:
@@ -116,7 +118,8 @@ def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int,
     return _answer(routes, stats, lambda rs: [0, *(rs[0] if rs else [])])
 
 
-@register_solver(["op"], "pyvrp", "PyVRP prize-collecting search with a distance limit until the time limit")
+@register_solver(["op"], "pyvrp", "PyVRP prize-collecting search with a distance limit until the time limit",
+                 imports=["pyvrp", "pyvrp.stop"])
 def solve_op(instance: OPInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """Orienteering by PyVRP: optional clients with prizes, one vehicle whose distance is the budget."""
     t0 = time.perf_counter()

@@ -53,7 +53,7 @@ def _status(model: Any) -> Status | None:
     return Status.TIMEOUT
 
 
-@register_solver(["kp"], "scip", "SCIP: binary integer program (exact)", exact=True)
+@register_solver(["kp"], "scip", "SCIP: binary integer program (exact)", exact=True, imports=["pyscipopt"])
 def solve_kp(instance: KPInstance, *, time_limit: float | None, seed: int) -> Solution:
     """0-1 knapsack as a binary IP: maximise value within the capacity."""
     from pyscipopt import quicksum
@@ -140,7 +140,8 @@ def _subtour_handler(x: dict[tuple[int, int], Any], n: int) -> Any:
     return SubtourElimination()
 
 
-@register_solver(["tsp"], "scip", "SCIP: degree-2 model with lazy subtour elimination (exact)", exact=True)
+@register_solver(["tsp"], "scip", "SCIP: degree-2 model with lazy subtour elimination (exact)", exact=True,
+                 imports=["pyscipopt", "networkx"])
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int) -> Solution:
     """Symmetric TSP to proven optimality (or the best tour and bound at the time limit)."""
     from pyscipopt import quicksum

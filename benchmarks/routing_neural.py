@@ -19,7 +19,8 @@ With ``--files tsplib`` or ``--files cvrplib`` it runs the same methods on the b
 
     python benchmarks/routing_neural.py --problem tsp --checkpoint opsrl/weights/bq_tsp.safetensors
 
-prints the markdown table the README quotes; per-instance results go to results/.
+prints the markdown table the README quotes; per-instance results go to results/ (``--out``), and
+``--resume`` re-uses the classical runs found there (the neural methods are always decoded again).
 """
 
 from __future__ import annotations
@@ -64,11 +65,14 @@ def _objectives(instances: list, solutions: list) -> np.ndarray:
     return np.array(out)
 
 
-def _classical(instances: list, solver: str, time_limit: float, jobs: int, out: Path) -> tuple[np.ndarray, float]:
-    """Objectives (instance order) and mean wall time of a classical solver run through the bench harness."""
-    if out.exists():
+def _classical(instances: list, solver: str, time_limit: float, jobs: int, out: Path,
+               resume: bool = False) -> tuple[np.ndarray, float]:
+    """Objectives (instance order) and mean wall time of a classical solver run through the bench harness;
+    ``resume`` keeps the runs ``out`` already holds (the file name carries the solver and its limit)."""
+    if out.exists() and not resume:
         out.unlink()
-    df = run_benchmark(instances, [solver], time_limit=time_limit, seeds=[0], jobs=jobs, out=out, progress=False)
+    df = run_benchmark(instances, [solver], time_limit=time_limit, seeds=[0], jobs=jobs, out=out, progress=False,
+                       resume=resume and out.exists())
     by_name = df.set_index("instance")
     objs = np.array([by_name.loc[i.name, "objective"] if by_name.loc[i.name, "feasible"] else np.nan
                      for i in instances])
@@ -124,14 +128,15 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
         row(method, np.array([p[0] for p in polished]),
             t_greedy + float(np.mean([p[1] for p in polished])))
         for solver in filter(None, args.same_time.split(",")):
-            objs, wall = _classical(insts, solver, args.ls_time, args.jobs, args.out / f"neural_{tag}_{solver}_same.parquet")
+            objs, wall = _classical(insts, solver, args.ls_time, args.jobs,
+                                    args.out / f"neural_{tag}_{solver}_{args.ls_time:g}s.parquet", args.resume)
             row(f"{solver} ({args.ls_time:g} s limit)", objs, wall)
     if args.problem != "kp":
         same = max(t_greedy, MIN_LIMIT)
         extra = sorted({float(x) for x in args.ortools_limits.split(",") if x} - {same})
         for limit in sorted([same, *extra]):
             objs, wall = _classical(insts, "ortools", limit, args.jobs,
-                                    args.out / f"neural_{tag}_ortools_{limit:g}.parquet")
+                                    args.out / f"neural_{tag}_ortools_{limit:g}s.parquet", args.resume)
             row(f"ortools ({limit:.3g} s limit{', the greedy time' if limit == same else ''})", objs, wall)
     row(ref_label, ref, ref_t)
 
@@ -159,6 +164,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the classical runs an earlier invocation left in --out (same solver and limit)")
     args = parser.parse_args()
     if args.same_time is None:
         args.same_time = DEFAULT_SAME_TIME[args.problem]
@@ -183,7 +190,8 @@ def main() -> int:
         count = args.count if scale == 1 else args.count_large
         insts = opsrl.generate(args.problem, n, seed=args.test_seed, count=count)
         ref, ref_t = _classical(insts, reference, args.reference_time, args.jobs,
-                                args.out / f"neural_{args.problem}{n}_{reference}.parquet")
+                                args.out / f"neural_{args.problem}{n}_{reference}_{args.reference_time:g}s.parquet",
+                                args.resume)
         measure(args, policy, device, str(n), insts, ref, f"{reference} (reference, {args.reference_time:g} s limit)", ref_t)
     if args.files:
         if FILE_SETS[args.files][0] != args.problem:

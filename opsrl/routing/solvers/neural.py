@@ -55,7 +55,7 @@ LS_DEFAULT_S = 10.0  # total budget of bq+ls when no time limit is given
 
 @register_solver(["tsp", "cvrp", "op"], "bq+ls",
                  "BQ-NCO greedy solution polished by PyVRP's search started from it, until the limit",
-                 needs_torch=True)
+                 needs_torch=True, imports=["pyvrp", "pyvrp.stop"])
 def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int = 0,
                 device: str = "auto") -> Solution:
     """The neural start must pay for itself: greedy BQ decoding, then PyVRP from that solution for the rest of the limit."""

@@ -26,6 +26,7 @@ prints the markdown table the README quotes; per-instance results go to results/
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from opsrl.bench.runner import run_benchmark
 from opsrl.core.data import data_dir
 from opsrl.core.errors import OpsrlError
 from opsrl.core.metrics import gap_pct
+from opsrl.core.registry import get_solver
 
 DEFAULT_REFERENCE = {"tsp": "lkh", "cvrp": "hgs", "op": "pyvrp", "kp": "ortools"}
 DEFAULT_SAME_TIME = {"tsp": "", "cvrp": "pyvrp,hgs,ortools", "op": "", "kp": ""}
@@ -47,9 +49,11 @@ MIN_LIMIT = 0.001  # OR-Tools' time limit is in whole milliseconds
 FILE_SETS = {"tsplib": ("tsp", "tsplib", "*.tsp"), "cvrplib": ("cvrp", "cvrplib-x", "X-n*.vrp")}
 
 
-def _preload() -> None:
-    """Pool initializer: PyVRP imported before any run's clock starts, as the bench harness does."""
-    import pyvrp.stop  # noqa: F401
+def _preload(modules: tuple[str, ...]) -> None:
+    """Pool initializer: the polishing solver's packages imported before any run's clock starts, as
+    the bench harness does for every solver."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 def _polish(args: tuple) -> tuple[float, float]:
@@ -127,7 +131,9 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
     tag = f"{args.problem}_{label}".replace(" ", "")
     if args.problem != "kp" and args.ls_time > 0:
         left = max(args.ls_time - t_greedy, 0.05)
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork"), initializer=_preload) as pool:
+        preload = get_solver(args.problem, "bq+ls").imports
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork"), initializer=_preload,
+                                 initargs=(preload,)) as pool:
             polished = list(pool.map(_polish, [(i, s, left) for i, s in zip(insts, greedy)]))
         method = f"bq+ls ({args.ls_time:g} s)" if t_greedy < args.ls_time else f"bq+ls (greedy + {left:g} s)"
         row(method, np.array([p[0] for p in polished]),
@@ -138,8 +144,7 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
             row(f"{solver} ({args.ls_time:g} s limit)", objs, wall)
     if args.problem != "kp":
         same = max(t_greedy, MIN_LIMIT)
-        extra = sorted({float(x) for x in args.ortools_limits.split(",") if x} - {same})
-        for limit in sorted([same, *extra]):
+        for limit in sorted({same, *(float(x) for x in args.ortools_limits.split(",") if x)}):
             objs, wall = _classical(insts, "ortools", limit, args.jobs,
                                     args.out / f"neural_{tag}_ortools_{limit:g}s.parquet", args.resume)
             row(f"ortools ({limit:.3g} s limit{', the greedy time' if limit == same else ''})", objs, wall)

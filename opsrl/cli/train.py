@@ -96,22 +96,16 @@ def _routing_schedule(sets: dict[str, str]) -> dict[str, Any]:
     the rate is ``lr * lr_decay ** ((epoch - 1) // decay_every)``, counted over the whole run, so a
     resumed run that should keep learning needs a decay near 1."""
     from opsrl.core.errors import UsageError
+    from opsrl.core.registry import coerce
 
     if unknown := set(sets) - {"lr_decay", "decay_every"}:
         raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay= and decay_every=")
-    out: dict[str, Any] = {}
-    if "lr_decay" in sets:
-        try:
-            out["lr_decay"] = float(sets["lr_decay"])
-        except ValueError:
-            out["lr_decay"] = -1.0
-        if not 0 < out["lr_decay"] <= 1:
-            raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
-    if "decay_every" in sets:
-        value = sets["decay_every"]
-        if not value.isdigit() or int(value) < 1:
-            raise UsageError(f"--set decay_every={value}: expected an integer >= 1 (epochs)")
-        out["decay_every"] = int(value)
+    out = {key: coerce(sets[key], default, f"--set {key}")
+           for key, default in (("lr_decay", 0.98), ("decay_every", 1)) if key in sets}
+    if "lr_decay" in out and not 0 < out["lr_decay"] <= 1:
+        raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
+    if "decay_every" in out and out["decay_every"] < 1:
+        raise UsageError(f"--set decay_every={sets['decay_every']}: expected an integer >= 1 (epochs)")
     return out
 
 

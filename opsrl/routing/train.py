@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import os
 import time
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 
 from opsrl.core import distributed
-from opsrl.core.checkpoint import load_checkpoint, save_checkpoint
+from opsrl.core.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
 from opsrl.core.errors import OpsrlError
 from opsrl.core.files import atomic_write_text
 from opsrl.core.metrics import gap_pct
@@ -481,7 +482,7 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
     config = policy.config
     earlier: list[dict[str, Any]] = []  # the recipes of the runs this one continues, oldest first
     if resume is not None:
-        before = dict(load_checkpoint(resume)[1].get("training", {}))
+        before = dict(json.loads(sidecar_path(resume).read_text()).get("training", {}))  # _start checked it
         preset = str(before.get("preset", preset))
         earlier = [*before.pop("history", []), before] if before else []
     prog.curve = _read_curve(curve_path(out), prog.epoch) if resume is not None else []

@@ -41,19 +41,20 @@ def test_instance_file_errors_survive_the_worker_pipe():
     assert isinstance(again, InstanceFileError) and str(again) == "a.vrp: line 3: expected a number"
 
 
-def test_a_worker_imports_the_solvers_packages_before_its_clock_starts():
+def test_a_worker_imports_the_solvers_packages_before_its_clock_starts(tmp_path, monkeypatch):
     import sys
 
     from opsrl.core import registry
     from opsrl.core.types import Solution, Status
 
-    if "tabnanny" in sys.modules:
-        pytest.skip("tabnanny is already imported in this process")
+    (tmp_path / "opsrl_import_probe.py").write_text("")  # a module nothing else imports
+    monkeypatch.syspath_prepend(str(tmp_path))
 
     def probe(instance, *, time_limit, seed):
-        return Solution(Status.FEASIBLE, [], {"preloaded": "tabnanny" in sys.modules})
+        return Solution(Status.FEASIBLE, [], {"preloaded": "opsrl_import_probe" in sys.modules})
 
-    registry.register_solver(["kp"], "probe-imports", "test only", imports=["tabnanny", "opsrl_no_such_module"])(probe)
+    registry.register_solver(["kp"], "probe-imports", "test only",
+                             imports=["opsrl_import_probe", "opsrl_no_such_module"])(probe)
     try:
         inst = opsrl.generate("kp", 5, seed=0)
         assert opsrl.solve(inst, "probe-imports", time_limit=5).stats["preloaded"] is True  # a missing one is skipped

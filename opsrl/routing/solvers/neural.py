@@ -13,6 +13,7 @@ import time
 from opsrl.core.errors import UsageError
 from opsrl.core.registry import register_solver
 from opsrl.core.types import Solution, Status
+from opsrl.routing.solvers.pyvrp_solver import PYVRP_IMPORTS
 
 DEADLINE_SHARE = 0.9  # of the time limit, for beam search or sampling; the rest for wrapping up
 
@@ -55,7 +56,7 @@ LS_DEFAULT_S = 10.0  # total budget of bq+ls when no time limit is given
 
 @register_solver(["tsp", "cvrp", "op"], "bq+ls",
                  "BQ-NCO greedy solution polished by PyVRP's search started from it, until the limit",
-                 needs_torch=True, imports=["pyvrp", "pyvrp.stop"])
+                 needs_torch=True, imports=PYVRP_IMPORTS)
 def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int = 0,
                 device: str = "auto") -> Solution:
     """The neural start must pay for itself: greedy BQ decoding, then PyVRP from that solution for the rest of the limit."""

@@ -28,6 +28,7 @@ from opsrl.routing.solvers._shared import (
     remaining,
 )
 
+PYVRP_IMPORTS = ("pyvrp", "pyvrp.stop")  # imported lazily by every solver here (and by bq+ls through solve_from)
 COORD_SCALE = 10_000.0  # PyVRP keeps coordinates only for its route-overlap tests
 
 
@@ -93,7 +94,7 @@ def _answer(routes: list[list[int]] | None, stats: dict[str, Any], shape: Any) -
 
 
 @register_solver(["cvrp"], "pyvrp", "PyVRP iterated local search until the time limit (max_iterations caps it)",
-                 imports=["pyvrp", "pyvrp.stop"])
+                 imports=PYVRP_IMPORTS)
 def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """CVRP by PyVRP's iterated local search, with a fleet large enough to be always feasible."""
     t0 = time.perf_counter()
@@ -106,7 +107,7 @@ def solve_cvrp(instance: CVRPInstance, *, time_limit: float | None, seed: int, m
 
 
 @register_solver(["tsp"], "pyvrp", "PyVRP iterated local search (one vehicle) until the time limit",
-                 imports=["pyvrp", "pyvrp.stop"])
+                 imports=PYVRP_IMPORTS)
 def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """TSP by PyVRP: one vehicle of unlimited capacity from node 0 visiting every other node."""
     if instance.num_nodes < 3:
@@ -119,7 +120,7 @@ def solve_tsp(instance: RoutingInstance, *, time_limit: float | None, seed: int,
 
 
 @register_solver(["op"], "pyvrp", "PyVRP prize-collecting search with a distance limit until the time limit",
-                 imports=["pyvrp", "pyvrp.stop"])
+                 imports=PYVRP_IMPORTS)
 def solve_op(instance: OPInstance, *, time_limit: float | None, seed: int, max_iterations: int = 0) -> Solution:
     """Orienteering by PyVRP: optional clients with prizes, one vehicle whose distance is the budget."""
     t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from opsrl.core.device import amp_dtype, autocast, precision_name
 from opsrl.core.registry import get_problem
 from opsrl.routing.bq import END, SPECS, Spec, Static, SubProblem, knn_positions, static_from_instances, step, \
     to_actions, to_solution, view
@@ -53,9 +54,9 @@ class Decoded:
 class _Scorer:
     """One policy evaluation of a sub-problem: its view (knn), mask and log-probabilities."""
 
-    def __init__(self, policy: BQPolicy, spec: Spec, knn: int):
-        self.policy, self.spec, self.knn = policy, spec, knn
-        self.amp = next(policy.parameters()).device.type == "cuda"
+    def __init__(self, policy: BQPolicy, spec: Spec, knn: int, amp: Any = None):
+        self.policy, self.spec, self.knn, self.amp = policy, spec, knn, amp
+        self.device = str(next(policy.parameters()).device)
 
     def view(self, static: Static, sub: SubProblem) -> tuple[torch.Tensor | None, SubProblem, torch.Tensor]:
         pos = knn_positions(self.spec, static, sub, self.knn)
@@ -64,7 +65,7 @@ class _Scorer:
 
     def logp(self, static: Static, v: SubProblem, mask: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (B, T * logits) of the actions; rows without any allowed action get a dummy."""
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+        with autocast(self.device, self.amp):
             logits = self.policy(self.spec.features(static, v)).float()
         flat = mask.flatten(1).clone()
         flat[:, 0] |= ~flat.any(1)  # finished rows: keep the softmax finite; their action is ignored
@@ -77,14 +78,15 @@ def _full_position(pos: torch.Tensor | None, token: torch.Tensor) -> torch.Tenso
 
 @torch.inference_mode()
 def rollout(policy: BQPolicy, static: Static, choose: Chooser, knn: int = 0, lengths: torch.Tensor | None = None,
-            deadline: float | None = None) -> Trajectories | None:
+            deadline: float | None = None, amp: Any = None) -> Trajectories | None:
     """Decode every row of ``static`` once, the action at each step picked by ``choose``.
 
     ``lengths`` (B,) stops row b after that many steps (scoring given solutions); None is returned
-    when ``deadline`` (a ``time.perf_counter`` value) passes first.
+    when ``deadline`` (a ``time.perf_counter`` value) passes first. ``amp`` is the autocast dtype
+    (None: fp32).
     """
     spec = SPECS[static.problem]
-    scorer = _Scorer(policy, spec, knn)
+    scorer = _Scorer(policy, spec, knn, amp)
     sub = spec.initial(static)
     done = torch.zeros(static.batch, dtype=torch.bool, device=static.device)
     logp_sum = torch.zeros(static.batch, dtype=torch.float64, device=static.device)
@@ -152,13 +154,13 @@ def forced_choice(problem: str, nodes: torch.Tensor, modes: torch.Tensor) -> Cho
 
 @torch.inference_mode()
 def beam_search(policy: BQPolicy, static: Static, width: int, knn: int = 0,
-                deadline: float | None = None) -> Trajectories | None:
+                deadline: float | None = None, amp: Any = None) -> Trajectories | None:
     """The ``width`` best partial solutions per row by summed log-probability; rows b*width + j of the result.
 
     None when ``deadline`` (a ``time.perf_counter`` value) passes before the search ends.
     """
     spec = SPECS[static.problem]
-    scorer = _Scorer(policy, spec, knn)
+    scorer = _Scorer(policy, spec, knn, amp)
     b, k, dev = static.batch, width, static.device
     static = static.repeat(k)
     sub = spec.initial(static)
@@ -215,10 +217,11 @@ def _policy_on(policy: BQPolicy, device: str) -> BQPolicy:
 
 def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int = 0,
                    device: str = "cpu", seed: int = 0, batch: int = 256,
-                   deadline: float | None = None) -> Decoded:
+                   deadline: float | None = None, precision: str = "auto") -> Decoded:
     """``decode`` with what it did: the greedy solutions too, and whether ``deadline`` stopped beam or sampling."""
     problem = policy.config.problem
     policy = _policy_on(policy, device)
+    amp = amp_dtype(device, precision)
     width = beam if beam > 1 else max(samples, 1)
     per_chunk = max(1, batch // width)
     greedy: list[Any] = [None] * len(instances)
@@ -229,7 +232,7 @@ def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, sam
     with torch.inference_mode():
         for idx in _groups_by_size(instances, batch):
             static = static_from_instances(problem, [instances[i] for i in idx], device)
-            for i, sol in zip(idx, rollout(policy, static, greedy_choice, knn).solutions(problem)):
+            for i, sol in zip(idx, rollout(policy, static, greedy_choice, knn, amp=amp).solutions(problem)):
                 greedy[i] = final[i] = sol
         for idx in _groups_by_size(instances, per_chunk):
             if width == 1 or timed_out:
@@ -237,9 +240,10 @@ def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, sam
             insts = [instances[i] for i in idx]
             static = static_from_instances(problem, insts, device)
             if beam > 1:
-                found = beam_search(policy, static, beam, knn, deadline)
+                found = beam_search(policy, static, beam, knn, deadline, amp)
             else:
-                found = rollout(policy, static.repeat(samples), sampling_choice(generator), knn, deadline=deadline)
+                found = rollout(policy, static.repeat(samples), sampling_choice(generator), knn, deadline=deadline,
+                                amp=amp)
             if found is None:
                 timed_out = True
                 break
@@ -247,27 +251,28 @@ def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, sam
             cands = [[greedy[i], *sols[j * width:(j + 1) * width]] for j, i in enumerate(idx)]
             for i, sol in zip(idx, _best(problem, insts, cands)):
                 final[i] = sol
-    stats = {"device": str(device), "decode_s": time.perf_counter() - t0,
+    stats = {"device": str(device), "precision": precision_name(amp), "decode_s": time.perf_counter() - t0,
              "mode": f"beam {beam}" if beam > 1 else f"samples {samples}" if samples > 0 else "greedy"}
     return Decoded(final, greedy, timed_out, stats)
 
 
 def decode(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int = 0,
-           device: str = "cpu", seed: int = 0, batch: int = 256) -> list[Any]:
+           device: str = "cpu", seed: int = 0, batch: int = 256, precision: str = "auto") -> list[Any]:
     """Solutions of ``instances`` (opsrl's format, feasible): greedy, or the best of beam search / samples.
 
     ``beam`` > 1 runs beam search of that width, else ``samples`` > 0 draws that many solutions
     per instance (seeded by ``seed``); both keep the best by ``evaluate``, greedy included. ``knn``
     > 0 restricts each step to the origin, the destination and the ``knn`` nodes nearest the origin.
     ``batch`` bounds the rows (instances x beams or samples) decoded at once. The policy is moved to
-    ``device`` (in place) when it is elsewhere.
+    ``device`` (in place) when it is elsewhere. ``precision`` (auto|fp32|bf16): auto computes in
+    bf16 where the hardware has it (CUDA, CPUs with AVX512-BF16 or AMX), fp32 elsewhere.
     """
     return decode_details(policy, instances, beam=beam, samples=samples, knn=knn, device=device, seed=seed,
-                          batch=batch).solutions
+                          batch=batch, precision=precision).solutions
 
 
 def log_likelihood(policy: BQPolicy, instances: list[Any], solutions: list[Any], *, knn: int = 0,
-                   device: str = "cpu") -> np.ndarray:
+                   device: str = "cpu", precision: str = "auto") -> np.ndarray:
     """The policy's log-probability of producing each of ``solutions`` (same-size instances); -inf for a
     solution ``evaluate`` rejects or the masks forbid."""
     problem = policy.config.problem
@@ -285,7 +290,7 @@ def log_likelihood(policy: BQPolicy, instances: list[Any], solutions: list[Any],
         static = static_from_instances(problem, instances, device)
         choose = forced_choice(problem, nodes.to(device), modes.to(device))
         lengths = torch.tensor([len(n) for n, _ in actions], device=device)
-        logp = rollout(policy, static, choose, knn, lengths=lengths).logp
+        logp = rollout(policy, static, choose, knn, lengths=lengths, amp=amp_dtype(device, precision)).logp
     return np.where(feasible, logp, -np.inf)
 
 

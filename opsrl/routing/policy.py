@@ -119,9 +119,9 @@ class BQPolicy(nn.Module):
             rows = torch.arange(x.shape[0], device=x.device)
             last = (torch.full_like(rows, x.shape[1] - 1) if pad_mask is None
                     else (~pad_mask).sum(1) - 1)
-            ends = torch.zeros_like(x)
-            ends[:, 0] = self.origin
-            ends[rows, last] = ends[rows, last] + self.destination
+            ends = torch.zeros_like(x)  # x's dtype: bfloat16 under autocast
+            ends[:, 0] = self.origin.to(x.dtype)
+            ends[rows, last] = ends[rows, last] + self.destination.to(x.dtype)
             x = x + ends
         if pad_mask is not None:
             attn_mask = (~pad_mask)[:, None, None, :]  # True: may attend
@@ -133,12 +133,12 @@ class BQPolicy(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def solve(self, instances: Any, *, beam: int = 1, samples: int = 0, knn: int = 0, device: str | None = None,
-              seed: int = 0, batch: int = 256) -> list[Any]:
+              seed: int = 0, batch: int = 256, precision: str = "auto") -> list[Any]:
         """Decode a batch of instances at once (one instance is a batch of one); each answer costed by ``evaluate``.
 
         Returns one ``opsrl.Result`` per instance (solver ``bq``: objective, feasibility, gap to the
-        reference, the solution). ``beam``, ``samples``, ``knn`` and ``batch`` are as in the ``bq``
-        solver; ``device`` defaults to where the policy is.
+        reference, the solution). ``beam``, ``samples``, ``knn``, ``batch`` and ``precision`` are as in
+        the ``bq`` solver; ``device`` defaults to where the policy is.
 
         >>> import opsrl
         >>> policy = opsrl.load_policy("kp")  # the shipped knapsack policy
@@ -160,9 +160,10 @@ class BQPolicy(nn.Module):
         for inst in items:
             problem.validate(inst)
         device = device or str(next(self.parameters()).device)
-        found = decode_details(self, items, beam=beam, samples=samples, knn=knn, device=device, seed=seed, batch=batch)
+        found = decode_details(self, items, beam=beam, samples=samples, knn=knn, device=device, seed=seed, batch=batch,
+                             precision=precision)
         spec = get_solver(problem.name, "bq")
-        options = {"beam": beam, "samples": samples, "knn": knn, "batch": batch}
+        options = {"beam": beam, "samples": samples, "knn": knn, "batch": batch, "precision": precision}
         per = found.stats["decode_s"] / len(items)
         stats = {**found.stats, "batch_size": len(items)}
         return [cost_solution(problem, spec, inst, Solution(Status.FEASIBLE, sol, dict(stats), wall_s=per), None, seed,

@@ -49,6 +49,7 @@ import torch
 
 from opsrl.core import distributed
 from opsrl.core.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from opsrl.core.device import amp_dtype, autocast, precision_name
 from opsrl.core.errors import OpsrlError
 from opsrl.core.files import atomic_write_text
 from opsrl.core.metrics import gap_pct
@@ -229,7 +230,7 @@ def imitation_loss(policy: BQPolicy, spec: Spec, static: Static, tail: Tail, amp
     mask, targets, keep = _allowed_targets(spec, static, tail)
     if not bool(keep.any()):
         return None
-    with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
+    with autocast(str(static.device), amp):
         logits = policy(spec.features(static, tail.sub), tail.pad)
     logits = logits.float().flatten(1).masked_fill(~mask, -math.inf)[keep]
     log_all = torch.logsumexp(logits, 1)
@@ -249,7 +250,7 @@ def sharded_imitation_loss(model: Any, spec: Spec, static: Static, tail: Tail, r
     total = int(keep.sum())
     features = spec.features(static, tail.sub)[rows]
     pad = None if tail.pad is None else tail.pad[rows]
-    with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
+    with autocast(str(static.device), amp):
         logits = model(features, pad)
     mask, targets, keep = mask[rows], targets[rows], keep[rows]
     logits = logits.float().flatten(1).masked_fill(~mask, -math.inf)
@@ -296,13 +297,13 @@ class _Run:
 
     def __init__(self, problem: str, policy: BQPolicy, optimizer: Any, static: Static,
                  labels: dict[str, torch.Tensor], n_train: int, batch: int, device: str,
-                 ctx: distributed.Context | None = None):
+                 ctx: distributed.Context | None = None, precision: str = "auto"):
         self.problem, self.policy, self.optimizer = problem, policy, optimizer
         self.ctx = ctx or distributed.Context(device=device)
         self.model = distributed.wrap(policy, self.ctx)  # DDP with several processes; checkpoints use policy
         self.static, self.labels, self.n_train, self.batch, self.device = static, labels, n_train, batch, device
         self.spec = SPECS[problem]
-        self.amp = _amp_dtype(device)
+        self.amp = amp_dtype(device, precision, training=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
         self.steps_per_epoch = math.ceil(n_train / batch)
 
@@ -365,21 +366,17 @@ def _checkpoint_path(out: str | Path) -> Path:
     return out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
 
 
-def _amp_dtype(device: str) -> Any:
-    """bf16 (fp16 where unsupported) autocast on CUDA; None (full precision) on the CPU."""
-    if not device.startswith("cuda"):
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def validation_gap(policy: BQPolicy, instances: list[Any], objectives: np.ndarray, device: str,
                    batch: int = 256) -> float:
-    """Mean gap (%) of greedy decoding to the label objectives (an infeasible answer counts as NaN)."""
+    """Mean gap (%) of greedy decoding to the label objectives (an infeasible answer counts as NaN).
+
+    Decoded in fp32 on every device, so that curves compare across machines and precisions.
+    """
     from opsrl.routing.decode import decode
 
     prob = get_problem(policy.config.problem)
     was_training = policy.training
-    sols = decode(policy, instances, device=device, batch=batch)
+    sols = decode(policy, instances, device=device, batch=batch, precision="fp32")
     policy.train(was_training)
     gaps = []
     for inst, sol, ref in zip(instances, sols, objectives):
@@ -451,12 +448,14 @@ def _cpu_copy(policy: BQPolicy) -> dict[str, Any]:
 def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs: int = 10, batch: int = 256,
           lr: float = 2.5e-4, lr_decay: float = 0.98, decay_every: int = 1, val_count: int = 128,
           device: str = "auto", resume: Path | None = None, seed: int = 0, progress: bool = True,
-          max_steps: int | None = None) -> dict[str, Any]:
+          max_steps: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Train a ``preset`` policy on the label file ``data`` for ``epochs`` epochs in all (a resumed run
     continues the count); writes the best checkpoint at ``out`` and returns the metrics.
 
     In a process group (WORLD_SIZE > 1: ``torchrun`` or ``opsrl.core.distributed.launch``) each
     process trains on its share of every global batch of ``batch`` rows; rank 0 validates and writes.
+    ``precision`` (auto|fp32|bf16) is the autocast of the forward passes: auto is bf16 on CUDA
+    (fp16 on GPUs without it) and fp32 on the CPU, where bf16 training measured slower.
     """
     from opsrl.core.device import choose_device
     from opsrl.routing.labels import load_labels
@@ -487,11 +486,12 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
         earlier = [*before.pop("history", []), before] if before else []
     prog.curve = _read_curve(curve_path(out), prog.epoch) if resume is not None else []
 
-    run = _Run(problem, policy, optimizer, static, labels, n_train, batch, dev, ctx)
+    run = _Run(problem, policy, optimizer, static, labels, n_train, batch, dev, ctx, precision)
     recipe = {"data": str(data), "label_solver": str(arrays["label_solver"]),
               "label_time_limit": float(arrays["label_time_limit"]), "size": int(instances[0].size),
               "train_count": n_train, "val_count": val_count, "epochs": epochs, "batch": batch, "lr": lr,
               "lr_decay": lr_decay, "decay_every": decay_every, "preset": preset, "seed": seed, "device": dev,
+              "precision": precision_name(run.amp),
               "augmentation": "dihedral" if static.coords is not None else None,
               "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
     if earlier:

@@ -107,6 +107,7 @@ def test_train_checks_its_options_before_training(cli, tmp_path, labels, monkeyp
     _fails(cli(*base, "--set", "lr_decay=1.5"), 2, "--set lr_decay=1.5", "(0, 1]")
     _fails(cli(*base, "--set", "lr_decay=fast"), 2, "--set lr_decay=fast")
     _fails(cli(*base, "--set", "decay_every=0"), 2, "--set decay_every=0", "integer >= 1")
+    _fails(cli(*base, "--set", "precision=half"), 2, "--set precision=half", "auto, fp32, bf16")
     # valid options reach the trainer: here it is missing, which is one line too
     _fails(cli(*base, "--max-steps", "3"), 1, "training is not available")
     assert not ckpt.exists()
@@ -121,9 +122,9 @@ def test_train_tiny_end_to_end(cli, tmp_path):
     save_labels("tsp", insts, [list(range(6))] * len(insts), data, "manual", 1)
     code, out, err = cli("train", "-p", "tsp", "--data", data, "--out", tmp_path / "model", "--max-steps", "3",
                          "--batch", "2", "--device", "cpu", "--epochs", "1", "--json",
-                         "--set", "lr_decay=0.5", "--set", "decay_every=2")
+                         "--set", "lr_decay=0.5", "--set", "decay_every=2", "--set", "precision=bf16")
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["steps"] == 3 and Path(metrics["checkpoint"]).is_file()
     recipe = json.loads(Path(metrics["checkpoint"]).with_suffix(".json").read_text())["training"]
-    assert (recipe["lr_decay"], recipe["decay_every"]) == (0.5, 2)
+    assert (recipe["lr_decay"], recipe["decay_every"], recipe["precision"]) == (0.5, 2, "bf16")

@@ -78,17 +78,40 @@ def test_wide_beam_finds_the_most_likely_tour_and_greedy_scores_match() -> None:
     inst = opsrl.generate("tsp", 6, seed=4)
     policy = tiny("tsp", seed=5)
     tours = [[0, *p] for p in itertools.permutations(range(1, 6))]  # all 120 paths from node 0
-    scores = log_likelihood(policy, [inst] * len(tours), tours)
+    scores = log_likelihood(policy, [inst] * len(tours), tours, precision="fp32")  # as rollout and beam_search
     assert np.exp(scores).sum() == pytest.approx(1.0, rel=1e-4)  # a distribution over all tours
     static = static_from_instances("tsp", [inst])
     beams = beam_search(policy, static, width=len(tours))  # no partial path is ever pruned
     assert beams.logp.max() == pytest.approx(scores.max(), abs=1e-5)
     greedy = rollout(policy, static, greedy_choice)
-    assert greedy.logp[0] == pytest.approx(log_likelihood(policy, [inst], greedy.solutions("tsp"))[0], abs=1e-5)
+    assert greedy.logp[0] == pytest.approx(log_likelihood(policy, [inst], greedy.solutions("tsp"),
+                                                                   precision="fp32")[0], abs=1e-5)
     assert beams.logp.max() >= greedy.logp[0] - 1e-9
     small = beam_search(policy, static, width=3)
     assert small.logp.max() <= scores.max() + 1e-9
     assert log_likelihood(policy, [inst, inst], [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4]]).tolist()[1] == -math.inf
+
+
+def test_bf16_decoding_gives_feasible_solutions_close_to_fp32() -> None:
+    """The autocast path (bf16 on CPUs that have it, and on CUDA) runs the same policy: the origin and
+    destination markers are cast to the activations' dtype, and the solutions stay feasible."""
+    for problem in ("tsp", "cvrp", "op", "kp"):
+        insts, policy = instances(problem, count=6), tiny(problem, seed=2)
+        full = assert_feasible(insts, decode(policy, insts, precision="fp32"))
+        half = assert_feasible(insts, decode(policy, insts, precision="bf16"))
+        assert np.mean(half) == pytest.approx(np.mean(full), rel=0.2)
+        stats = decode_details(policy, insts, precision="bf16").stats
+        assert stats["precision"] == "bf16"
+    with pytest.raises(UsageError, match="unknown precision 'half'"):
+        decode(tiny("tsp"), instances("tsp"), precision="half")
+
+
+def test_auto_precision_trains_in_fp32_on_the_cpu() -> None:
+    from opsrl.core.device import amp_dtype, native_bf16
+
+    assert amp_dtype("cpu", "auto", training=True) is None
+    assert amp_dtype("cpu", "fp32") is None and amp_dtype("cpu", "bf16") is torch.bfloat16
+    assert amp_dtype("cpu", "auto") is (torch.bfloat16 if native_bf16("cpu") else None)
 
 
 def test_normalisation_makes_units_irrelevant() -> None:
@@ -149,6 +172,10 @@ def test_bq_solver_in_process(cvrp_checkpoint) -> None:
     assert result.device == "cpu" and result.stats["mode"] == "beam 3"
     with pytest.raises(UsageError, match="choose one"):
         opsrl.solve(inst, "bq", isolate=False, params={"checkpoint": str(cvrp_checkpoint), "beam": 2, "samples": 2})
+    with pytest.raises(UsageError, match="unknown precision 'fp8'"):
+        opsrl.solve(inst, "bq", isolate=False, params={"checkpoint": str(cvrp_checkpoint), "precision": "fp8"})
+    fp32 = opsrl.solve(inst, "bq", isolate=False, params={"checkpoint": str(cvrp_checkpoint), "precision": "fp32"})
+    assert fp32.feasible and fp32.stats["precision"] == "fp32"
 
 
 def test_bq_solver_in_a_worker_process(cvrp_checkpoint) -> None:

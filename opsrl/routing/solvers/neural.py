@@ -29,20 +29,25 @@ def _check(beam: int, samples: int, knn: int, batch: int) -> None:
 @register_solver(["tsp", "cvrp", "op", "kp"], "bq",
                  "BQ-NCO neural policy (needs a checkpoint): greedy, beam search or sampling", needs_torch=True)
 def solve_bq(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", beam: int = 1,
-             samples: int = 0, knn: int = 0, device: str = "auto", batch: int = 256) -> Solution:
-    """Decode ``instance`` with the policy in ``checkpoint`` (empty: the shipped default for the problem)."""
+             samples: int = 0, knn: int = 0, device: str = "auto", batch: int = 256,
+             precision: str = "auto") -> Solution:
+    """Decode ``instance`` with the policy in ``checkpoint`` (empty: the shipped default for the problem).
+
+    ``precision`` auto computes in bf16 where the hardware has it, fp32 elsewhere (fp32|bf16 force one).
+    """
     t0 = time.perf_counter()
     _check(beam, samples, knn, batch)
-    from opsrl.core.device import choose_device
+    from opsrl.core.device import amp_dtype, choose_device
     from opsrl.routing.decode import decode_details
     from opsrl.routing.policy import load_policy, shipped_checkpoint
 
     problem = instance.problem  # type: ignore[attr-defined]
     dev = choose_device(device)
+    amp_dtype(dev, precision)  # a bad precision fails here, before the checkpoint loads
     policy = load_policy(problem, checkpoint or None, dev)
     deadline = None if time_limit is None else t0 + DEADLINE_SHARE * float(time_limit)
     found = decode_details(policy, [instance], beam=beam, samples=samples, knn=knn, device=dev, seed=seed,
-                           batch=batch, deadline=deadline)
+                           batch=batch, deadline=deadline, precision=precision)
     stats = {**found.stats, "checkpoint": checkpoint or str(shipped_checkpoint(problem)),
              "parameters": policy.num_parameters(), "solver_s": time.perf_counter() - t0}
     if found.timed_out:
@@ -58,11 +63,12 @@ LS_DEFAULT_S = 10.0  # total budget of bq+ls when no time limit is given
                  "BQ-NCO greedy solution polished by PyVRP's search started from it, until the limit",
                  needs_torch=True, imports=PYVRP_IMPORTS)
 def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int = 0,
-                device: str = "auto") -> Solution:
+                device: str = "auto", precision: str = "auto") -> Solution:
     """The neural start must pay for itself: greedy BQ decoding, then PyVRP from that solution for the rest of the limit."""
     t0 = time.perf_counter()
     budget = LS_DEFAULT_S if time_limit is None else float(time_limit)
-    start = solve_bq(instance, time_limit=budget, seed=seed, checkpoint=checkpoint, knn=knn, device=device)
+    start = solve_bq(instance, time_limit=budget, seed=seed, checkpoint=checkpoint, knn=knn, device=device,
+                     precision=precision)
     from opsrl.routing.solvers.pyvrp_solver import solve_from
 
     left = budget - (time.perf_counter() - t0)

@@ -4,13 +4,17 @@ For one problem and a trained checkpoint: ``--count`` test instances of the trai
 (``--test-seed``, never used for training) and ``--count-large`` of each larger ``--scales``
 multiple; per method the mean gap % to the reference solver and the wall time per instance:
 
-- ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances), on the
-  ``--knn`` nearest nodes of each step for instances larger than that (as BQ-NCO does at scale);
+- ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances, after one
+  warm-up batch, in ``--precision``: auto is bf16 where the hardware has it), on the ``--knn``
+  nearest nodes of each step for instances larger than that (as BQ-NCO does at scale);
 - ``bq+ls``: the greedy solution polished by PyVRP's search, ``--ls-time`` s per instance in all
   (decoding included);
 - ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance as its
   limit (at least 1 ms; its wall time adds building the model), and ``--ortools-limits`` more
-  limits, so that the table shows OR-Tools' gap against its wall time around the greedy's;
+  limits, so that the table shows OR-Tools' gap against its wall time around the greedy's. The
+  classical solvers run ``--jobs`` instances at once on one core each while the greedy batch uses
+  every torch thread, so at equal time per instance OR-Tools gets 1/threads of the greedy's
+  core-seconds: a comparison that favours the greedy, never OR-Tools;
 - ``--same-time`` solvers (default: pyvrp, hgs and ortools for cvrp) given the bq+ls time;
 - the reference solver (``--reference``, its own time limit), which defines the gap.
 
@@ -120,13 +124,15 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
     n = max(i.num_nodes for i in insts)
     knn = args.knn if 0 < args.knn < n - 2 else 0
     shown = f"{label} (knn {knn})" if knn else label
+    decode(policy, insts[:8], knn=knn, device=device, precision=args.precision)  # one-off kernel set-up off the clock
     t0 = time.perf_counter()
-    greedy = decode(policy, insts, knn=knn, device=device)
+    greedy = decode(policy, insts, knn=knn, device=device, precision=args.precision)
     t_greedy = (time.perf_counter() - t0) / count
     row("bq greedy", _objectives(insts, greedy), t_greedy)
     if args.beam > 1:
         t0 = time.perf_counter()
-        beam = decode(policy, insts, beam=args.beam, knn=knn, device=device, batch=max(args.beam, 256))
+        beam = decode(policy, insts, beam=args.beam, knn=knn, device=device, batch=max(args.beam, 256),
+                      precision=args.precision)
         row(f"bq beam {args.beam}", _objectives(insts, beam), (time.perf_counter() - t0) / count)
     tag = f"{args.problem}_{label}".replace(" ", "")
     if args.problem != "kp" and args.ls_time > 0:
@@ -173,6 +179,8 @@ def main() -> int:
     parser.add_argument("--reference-time", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="decoding precision (auto: bf16 where the hardware has it)")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--resume", action="store_true",
                         help="keep the classical runs an earlier invocation left in --out (same solver and limit)")
@@ -191,7 +199,10 @@ def main() -> int:
     policy = opsrl.load_policy(args.problem, args.checkpoint, device)
     reference = args.reference or DEFAULT_REFERENCE[args.problem]
     args.out.mkdir(parents=True, exist_ok=True)
+    from opsrl.core.device import amp_dtype, precision_name
+
     print(f"# routing_neural {args.problem}: checkpoint {args.checkpoint.name}, device {device}, "
+          f"precision {precision_name(amp_dtype(device, args.precision))}, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores\n")
     print("| n | instances | method | mean gap % | time / instance (s) |")
     print("|---:|---:|---|---:|---:|")

@@ -12,9 +12,9 @@ multiple; per method the mean gap % to the reference solver and the wall time pe
 - ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance as its
   limit (at least 1 ms; its wall time adds building the model), and ``--ortools-limits`` more
   limits, so that the table shows OR-Tools' gap against its wall time around the greedy's. The
-  classical solvers run ``--jobs`` instances at once on one core each while the greedy batch uses
-  every torch thread, so at equal time per instance OR-Tools gets 1/threads of the greedy's
-  core-seconds: a comparison that favours the greedy, never OR-Tools;
+  classical solvers run ``--jobs`` instances at once on one core each; with one torch thread
+  (``OMP_NUM_THREADS=1``, as the README's tables were run) equal time per instance is equal
+  core-seconds, while more threads give the greedy batch more core-seconds than OR-Tools gets;
 - ``--same-time`` solvers (default: pyvrp, hgs and ortools for cvrp) given the bq+ls time;
 - the reference solver (``--reference``, its own time limit), which defines the gap.
 

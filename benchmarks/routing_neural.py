@@ -121,7 +121,7 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
         gaps = [gap_pct(o, r, sense) for o, r in zip(objs, ref)]
         print(f"| {shown} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
 
-    n = max(i.num_nodes for i in insts)
+    n = max(getattr(i, "num_nodes", i.size) for i in insts)  # kp: items
     knn = args.knn if 0 < args.knn < n - 2 else 0
     shown = f"{label} (knn {knn})" if knn else label
     decode(policy, insts[:8], knn=knn, device=device, precision=args.precision)  # one-off kernel set-up off the clock

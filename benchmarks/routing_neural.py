@@ -43,6 +43,7 @@ import numpy as np
 import opsrl
 from opsrl.bench.runner import run_benchmark
 from opsrl.core.data import data_dir
+from opsrl.core.device import PRECISIONS
 from opsrl.core.errors import OpsrlError
 from opsrl.core.metrics import gap_pct
 from opsrl.core.registry import get_solver
@@ -179,7 +180,7 @@ def main() -> int:
     parser.add_argument("--reference-time", type=float, default=10.0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="decoding precision (auto: bf16 where the hardware has it)")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--resume", action="store_true",
@@ -191,7 +192,7 @@ def main() -> int:
     import torch
 
     from opsrl.core.checkpoint import load_checkpoint
-    from opsrl.core.device import choose_device
+    from opsrl.core.device import amp_dtype, choose_device, precision_name
 
     device = choose_device(args.device)
     _, meta = load_checkpoint(args.checkpoint)
@@ -199,8 +200,6 @@ def main() -> int:
     policy = opsrl.load_policy(args.problem, args.checkpoint, device)
     reference = args.reference or DEFAULT_REFERENCE[args.problem]
     args.out.mkdir(parents=True, exist_ok=True)
-    from opsrl.core.device import amp_dtype, precision_name
-
     print(f"# routing_neural {args.problem}: checkpoint {args.checkpoint.name}, device {device}, "
           f"precision {precision_name(amp_dtype(device, args.precision))}, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores\n")

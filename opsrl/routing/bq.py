@@ -23,8 +23,8 @@ come from ``evaluate`` on the instance as given. Resource checks run in float64 
 
 Actions are (token, mode) with mode 0 for every problem but cvrp, whose mode 1 means "via the
 depot": the vehicle returns to the depot, reloads, then serves the node. Masks: the origin and the
-destination are never chosen, except that in op choosing the destination ends the tour (always
-allowed); cvrp's direct action needs demand <= remaining, via-depot needs demand <= capacity, and
+destination are never chosen, except that in op choosing the destination ends the tour, offered
+only once no node fits (with positive prizes, ending while one still fits always loses prize); cvrp's direct action needs demand <= remaining, via-depot needs demand <= capacity, and
 at the very start (origin = depot) only via-depot is offered (the label files start every route that
 way); op masks nodes with d(origin, i) + d(i, depot) > remaining budget; kp masks items heavier than
 the remaining capacity, and a kp row is finished when no item fits.
@@ -248,7 +248,7 @@ class OPSpec(Spec):
         there = self.distances(static, sub.nodes[:, 0], sub.nodes)
         back = self.distances(static, sub.nodes[:, -1], sub.nodes)
         allowed = inner & (there + back <= sub.remaining[:, None] + TOL)
-        allowed[:, -1] = True  # the destination: end the tour here
+        allowed[:, -1] = ~allowed[:, 1:-1].any(1)  # end the tour only when no node fits any more
         return allowed[..., None]
 
     def consume(self, static: Static, sub: SubProblem, chosen: torch.Tensor, mode: torch.Tensor) -> torch.Tensor:

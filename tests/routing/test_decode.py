@@ -53,6 +53,11 @@ def test_random_policy_decodes_feasible_solutions(problem: str, mode: dict) -> N
     objectives = assert_feasible(insts, decode(tiny(problem), insts, **mode))
     if problem in ("op", "kp"):
         assert min(objectives) > 0
+    if problem == "op":  # a tour ends only when no unvisited node fits in what is left of the budget
+        for inst, tour in zip(insts, decode(tiny(problem), insts, **mode)):
+            d, path = inst.distances, [0, *tour]
+            left = inst.max_length - sum(d[a, b] for a, b in zip(path[:-1], path[1:]))
+            assert all(d[path[-1], v] + d[v, 0] > left + 1e-9 for v in set(range(1, inst.num_nodes)) - set(tour))
 
 
 @pytest.mark.parametrize("problem", ["tsp", "cvrp", "op"])

@@ -96,9 +96,12 @@ def test_op_mask_keeps_the_way_back() -> None:
     static = static_from_instances("op", [inst])  # scaled by 3: budget 1.5
     spec = SPECS["op"]
     mask = spec.mask(static, spec.initial(static))[0, :, 0]
-    # node 1: 1 + 1 <= 4.5; node 2: 2 + 2 <= 4.5; node 3: 3 + 3 > 4.5; the depot (end) always
-    assert mask.tolist() == [False, True, True, False, True]
-    sub, _, ends = step(spec, static, spec.initial(static), torch.tensor([4]), torch.tensor([0]), torch.tensor([True]))
+    # node 1: 1 + 1 <= 4.5; node 2: 2 + 2 <= 4.5; node 3: 3 + 3 > 4.5; no end while a node fits
+    assert mask.tolist() == [False, True, True, False, False]
+    sub, _, ends = step(spec, static, spec.initial(static), torch.tensor([2]), torch.tensor([0]), torch.tensor([True]))
+    assert ends.tolist() == [False]  # at node 2 with 2.5 left: node 1 needs sqrt(5) + 1, node 3 sqrt(13) + 3
+    assert spec.mask(static, sub)[0, :, 0].tolist() == [False, False, False, True]  # only the end is left
+    sub, _, ends = step(spec, static, sub, torch.tensor([3]), torch.tensor([0]), torch.tensor([True]))
     assert ends.tolist() == [True]
 
 

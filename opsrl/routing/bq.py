@@ -24,10 +24,11 @@ come from ``evaluate`` on the instance as given. Resource checks run in float64 
 Actions are (token, mode) with mode 0 for every problem but cvrp, whose mode 1 means "via the
 depot": the vehicle returns to the depot, reloads, then serves the node. Masks: the origin and the
 destination are never chosen, except that in op choosing the destination ends the tour, offered
-only once no node fits (with positive prizes, ending while one still fits always loses prize); cvrp's direct action needs demand <= remaining, via-depot needs demand <= capacity, and
-at the very start (origin = depot) only via-depot is offered (the label files start every route that
-way); op masks nodes with d(origin, i) + d(i, depot) > remaining budget; kp masks items heavier than
-the remaining capacity, and a kp row is finished when no item fits.
+only once no node fits (with positive prizes, ending while one still fits always loses prize);
+cvrp's direct action needs demand <= remaining, via-depot needs demand <= capacity, and at the
+very start (origin = depot) only via-depot is offered (the label files start every route that way);
+op masks nodes with d(origin, i) + d(i, depot) > remaining budget; kp masks items heavier than the
+remaining capacity, and a kp row is finished when no item fits.
 """
 
 from __future__ import annotations

@@ -50,11 +50,12 @@ def assert_feasible(insts: list, sols: list) -> list[float]:
 @pytest.mark.parametrize("mode", [{}, {"beam": 3}, {"samples": 4}])
 def test_random_policy_decodes_feasible_solutions(problem: str, mode: dict) -> None:
     insts = instances(problem)
-    objectives = assert_feasible(insts, decode(tiny(problem), insts, **mode))
+    solutions = decode(tiny(problem), insts, **mode)
+    objectives = assert_feasible(insts, solutions)
     if problem in ("op", "kp"):
         assert min(objectives) > 0
     if problem == "op":  # a tour ends only when no unvisited node fits in what is left of the budget
-        for inst, tour in zip(insts, decode(tiny(problem), insts, **mode)):
+        for inst, tour in zip(insts, solutions):
             d, path = inst.distances, [0, *tour]
             left = inst.max_length - sum(d[a, b] for a, b in zip(path[:-1], path[1:]))
             assert all(d[path[-1], v] + d[v, 0] > left + 1e-9 for v in set(range(1, inst.num_nodes)) - set(tour))

@@ -92,24 +92,28 @@ def _train_routing(options: Any) -> Any:
 
 
 def _routing_schedule(sets: dict[str, str]) -> dict[str, Any]:
-    """The learning-rate schedule of routing training from ``--set lr_decay=F --set decay_every=K``:
-    the rate is ``lr * lr_decay ** ((epoch - 1) // decay_every)``, counted over the whole run, so a
-    resumed run that should keep learning needs a decay near 1. ``--set precision=auto|fp32|bf16``
-    picks the autocast (auto: bf16 on CUDA, fp32 on the CPU)."""
+    """The learning-rate schedule of routing training from ``--set lr_decay=F --set decay_every=K
+    --set lr_epoch=E``: the rate is ``lr`` up to epoch E (default 1) and ``lr * lr_decay ** ((epoch - E)
+    // decay_every)`` after it, so a resumed run continues its schedule, and a run that restarts the
+    rate names its first epoch as E. ``--set precision=auto|fp32|bf16`` picks the autocast (auto:
+    bf16 on CUDA, fp32 on the CPU)."""
     from opsrl.core.device import PRECISIONS
     from opsrl.core.errors import UsageError
     from opsrl.core.registry import coerce
 
-    if unknown := set(sets) - {"lr_decay", "decay_every", "precision"}:
-        raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay=, decay_every= and precision=")
+    if unknown := set(sets) - {"lr_decay", "decay_every", "lr_epoch", "precision"}:
+        raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay=, decay_every=, lr_epoch= "
+                         "and precision=")
     if sets.get("precision", "auto") not in PRECISIONS:
         raise UsageError(f"--set precision={sets['precision']}: expected one of {', '.join(PRECISIONS)}")
     out = {key: coerce(sets[key], default, f"--set {key}")
-           for key, default in (("lr_decay", 0.98), ("decay_every", 1)) if key in sets}
+           for key, default in (("lr_decay", 0.98), ("decay_every", 1), ("lr_epoch", 1)) if key in sets}
     if "lr_decay" in out and not 0 < out["lr_decay"] <= 1:
         raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
     if "decay_every" in out and out["decay_every"] < 1:
         raise UsageError(f"--set decay_every={sets['decay_every']}: expected an integer >= 1 (epochs)")
+    if "lr_epoch" in out and out["lr_epoch"] < 1:
+        raise UsageError(f"--set lr_epoch={sets['lr_epoch']}: expected an integer >= 1 (an epoch number)")
     if "precision" in sets:
         out["precision"] = sets["precision"]
     return out

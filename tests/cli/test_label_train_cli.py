@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import sys
@@ -108,6 +109,7 @@ def test_train_checks_its_options_before_training(cli, tmp_path, labels, monkeyp
     _fails(cli(*base, "--set", "lr_decay=fast"), 2, "--set lr_decay=fast")
     _fails(cli(*base, "--set", "decay_every=0"), 2, "--set decay_every=0", "integer >= 1")
     _fails(cli(*base, "--set", "precision=half"), 2, "--set precision=half", "auto, fp32, bf16")
+    _fails(cli(*base, "--set", "lr_epoch=0"), 2, "--set lr_epoch=0", "integer >= 1")
     # valid options reach the trainer: here it is missing, which is one line too
     _fails(cli(*base, "--max-steps", "3"), 1, "training is not available")
     assert not ckpt.exists()
@@ -128,3 +130,20 @@ def test_train_tiny_end_to_end(cli, tmp_path):
     assert metrics["steps"] == 3 and Path(metrics["checkpoint"]).is_file()
     recipe = json.loads(Path(metrics["checkpoint"]).with_suffix(".json").read_text())["training"]
     assert (recipe["lr_decay"], recipe["decay_every"], recipe["precision"]) == (0.5, 2, "bf16")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("opsrl.routing.train") is None, reason="opsrl.routing.train not there yet")
+def test_lr_epoch_starts_the_decay(cli, tmp_path):
+    """--set lr_epoch=E keeps the rate at --lr up to epoch E and decays it after: the learning curve records it."""
+    from opsrl.routing.labels import save_labels
+
+    data = tmp_path / "tsp6.npz"
+    insts = opsrl.generate("tsp", 6, seed=0, count=132)  # 4 training instances, 2 steps an epoch
+    save_labels("tsp", insts, [list(range(6))] * len(insts), data, "manual", 1)
+    code, out, err = cli("train", "-p", "tsp", "--data", data, "--out", tmp_path / "model", "--batch", "2",
+                         "--device", "cpu", "--epochs", "4", "--lr", "1e-3", "--json",
+                         "--set", "lr_decay=0.5", "--set", "lr_epoch=2")
+    assert code == 0, err
+    with open(tmp_path / "model.curve.csv") as f:
+        rates = [float(row["lr"]) for row in csv.DictReader(f)]
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])

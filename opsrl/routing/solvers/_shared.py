@@ -11,13 +11,14 @@ import time
 import numpy as np
 
 DEFAULT_HEURISTIC_S = 10.0  # budget for a heuristic run when no time limit is given
+MIN_HEURISTIC_S = 0.01  # no heuristic is given less, whatever its limit
 LOAD_SCALE = 1_000_000.0  # scale for fractional demands or capacities
 MAX_INT64_COST = 2**62
 
 
 def heuristic_budget(time_limit: float | None) -> float:
     """Seconds a heuristic may run: the limit, or the default budget when there is none."""
-    return DEFAULT_HEURISTIC_S if time_limit is None else max(float(time_limit), 0.01)
+    return DEFAULT_HEURISTIC_S if time_limit is None else max(float(time_limit), MIN_HEURISTIC_S)
 
 
 def remaining(budget: float, t0: float, floor: float = 0.01) -> float:

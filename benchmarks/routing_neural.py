@@ -36,6 +36,7 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -153,25 +154,29 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
                                     args.out / f"neural_{tag}_{solver}_{args.ls_time:g}s.parquet", args.resume)
             row(f"{solver} ({args.ls_time:g} s limit)", objs, wall)
     if args.problem != "kp":
+        def ortools(limit: float) -> tuple[np.ndarray, float]:
+            return _classical(insts, "ortools", limit, args.jobs,
+                              args.out / f"neural_{tag}_ortools_{limit:g}s.parquet", args.resume)
+
         same = max(t_greedy, MIN_LIMIT)
-        walls = {}
         for limit in sorted({same, *(float(x) for x in args.ortools_limits.split(",") if x)}):
-            objs, walls[limit] = _classical(insts, "ortools", limit, args.jobs,
-                                            args.out / f"neural_{tag}_ortools_{limit:g}s.parquet", args.resume)
-            row(f"ortools ({limit:.3g} s limit{', the greedy time' if limit == same else ''})", objs, walls[limit])
-        limit, objs, wall = _ortools_at_wall(insts, t_greedy, same, walls[same], args, tag)
-        if limit is not None:
+            objs, wall = ortools(limit)
+            row(f"ortools ({limit:.3g} s limit{', the greedy time' if limit == same else ''})", objs, wall)
+            if limit == same:
+                same_wall = wall
+        if found := _ortools_at_wall(ortools, t_greedy, same, same_wall):
+            limit, objs, wall = found
             row(f"ortools ({limit:.3g} s limit, wall time = the greedy time)", objs, wall)
     row(ref_label, ref, ref_t)
 
 
-def _ortools_at_wall(insts: list, target: float, limit: float, wall: float, args: argparse.Namespace,
-                     tag: str) -> tuple[float | None, np.ndarray | None, float]:
-    """OR-Tools with its limit lowered until its mean wall time per instance (model building and the
-    first solution included) is within 5 % of ``target``, starting from a run at ``limit`` that took
-    ``wall``: up to three more runs, each taking the last overrun off the limit. Returns the last run
-    (limit, objectives, wall), or (None, None, wall) when the first run was already within 5 %."""
-    objs = None
+def _ortools_at_wall(ortools: Callable[[float], tuple[np.ndarray, float]], target: float, limit: float,
+                     wall: float) -> tuple[float, np.ndarray, float] | None:
+    """``ortools(limit)`` with the limit lowered until its mean wall time per instance (model building
+    and the first solution included) is within 5 % of ``target``, starting from a run at ``limit``
+    that took ``wall``: up to three more runs, each taking the last overrun off the limit. Returns the
+    last run (limit, objectives, wall), or None when the first run was already within 5 %."""
+    found = None
     for _ in range(3):
         if wall <= 1.05 * target:
             break
@@ -179,9 +184,9 @@ def _ortools_at_wall(insts: list, target: float, limit: float, wall: float, args
         if new_limit >= limit:
             break  # already at OR-Tools' floor: the wall time cannot come down further
         limit = new_limit
-        objs, wall = _classical(insts, "ortools", limit, args.jobs,
-                                args.out / f"neural_{tag}_ortools_{limit:g}s.parquet", args.resume)
-    return (None, None, wall) if objs is None else (limit, objs, wall)
+        objs, wall = ortools(limit)
+        found = (limit, objs, wall)
+    return found
 
 
 def main() -> int:

@@ -19,11 +19,11 @@ of the remaining sub-problem) and minimises the cross-entropy of the expert's ne
 Adam, learning rate ``lr`` multiplied by ``lr_decay`` every ``decay_every`` epochs after epoch
 ``lr_epoch`` (BQ-NCO: 0.98 every 50 of 500 epochs; here per epoch by default, since runs are
 shorter; a resumed run that restarts the rate sets ``lr_epoch`` to its first epoch). Mixed
-precision (bf16, fp16 where bf16 is missing) on CUDA only. After every epoch the validation instances (the last
-``val_count`` of the file) are decoded greedily and their mean gap to the label objective is
-recorded. Files: the best checkpoint at ``out`` (safetensors + JSON sidecar), the last one at
-``<out>.last.safetensors`` with the optimiser state at ``<out>.last.pt`` (for ``resume``), and the
-learning curve at ``<out>.curve.csv``.
+precision (bf16, fp16 where bf16 is missing) on CUDA only. After every epoch the validation
+instances (the last ``val_count`` of the file) are decoded greedily and their mean gap to the label
+objective is recorded. Files: the best checkpoint at ``out`` (safetensors + JSON sidecar), the
+last one at ``<out>.last.safetensors`` with the optimiser state at ``<out>.last.pt`` (for
+``resume``), and the learning curve at ``<out>.curve.csv``.
 
 Data parallel (``opsrl train --nproc N`` or ``torchrun``): every process holds the whole label file,
 draws the same permutation, augmentation and tail sampling, and runs its share of each global batch
@@ -448,8 +448,8 @@ def _cpu_copy(policy: BQPolicy) -> dict[str, Any]:
 
 def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs: int = 10, batch: int = 256,
           lr: float = 2.5e-4, lr_decay: float = 0.98, decay_every: int = 1, lr_epoch: int = 1,
-          val_count: int = 128, device: str = "auto", resume: Path | None = None, seed: int = 0, progress: bool = True,
-          max_steps: int | None = None, precision: str = "auto") -> dict[str, Any]:
+          val_count: int = 128, device: str = "auto", resume: Path | None = None, seed: int = 0,
+          progress: bool = True, max_steps: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Train a ``preset`` policy on the label file ``data`` for ``epochs`` epochs in all (a resumed run
     continues the count); writes the best checkpoint at ``out`` and returns the metrics.
 

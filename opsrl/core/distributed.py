@@ -148,6 +148,8 @@ def _worker(local_rank: int, fn: Callable[..., Any], kwargs: dict[str, Any], npr
     torch.set_num_threads(threads)
     try:
         value = fn(**kwargs)
+        if torch.distributed.is_initialized():  # no rank tears the group down while another still talks (gloo aborts)
+            torch.distributed.barrier()
     finally:
         close(Context(rank=local_rank, world=nproc, local_rank=local_rank))
     if local_rank == 0:

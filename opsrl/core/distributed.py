@@ -146,12 +146,13 @@ def _worker(local_rank: int, fn: Callable[..., Any], kwargs: dict[str, Any], npr
     import torch
 
     torch.set_num_threads(threads)
+    ctx = Context(rank=local_rank, world=nproc, local_rank=local_rank)
     try:
         value = fn(**kwargs)
         if torch.distributed.is_initialized():  # no rank tears the group down while another still talks (gloo aborts)
-            torch.distributed.barrier()
+            barrier(ctx)
     finally:
-        close(Context(rank=local_rank, world=nproc, local_rank=local_rank))
+        close(ctx)
     if local_rank == 0:
         Path(result).write_bytes(pickle.dumps(value))
 

@@ -492,8 +492,7 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
               "label_time_limit": float(arrays["label_time_limit"]), "size": int(instances[0].size),
               "train_count": n_train, "val_count": val_count, "epochs": epochs, "batch": batch, "lr": lr,
               "lr_decay": lr_decay, "decay_every": decay_every, "lr_epoch": lr_epoch, "preset": preset, "seed": seed,
-              "device": dev,
-              "precision": precision_name(run.amp),
+              "device": dev, "precision": precision_name(run.amp),
               "augmentation": "dihedral" if static.coords is not None else None,
               "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
     if earlier:

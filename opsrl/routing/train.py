@@ -158,8 +158,24 @@ def _target_at(nodes: torch.Tensor, logits: int, token: torch.Tensor, mode: torc
     return targets
 
 
+def rotate_tours(seq: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Every row's closed tour (B, N + 1) started at a random city and run in a random direction.
+
+    The cycle and its length are unchanged, so the label stays optimal; its suffixes become paths
+    that end anywhere, not only at the city the label file starts from (an N-fold and twofold
+    augmentation on top of the dihedral one).
+    """
+    b, n = seq.shape[0], seq.shape[1] - 1
+    shift = torch.as_tensor(rng.integers(0, n, b), device=seq.device)[:, None]
+    flip = torch.as_tensor(rng.random(b) < 0.5, device=seq.device)[:, None]
+    steps = torch.arange(n, device=seq.device)[None, :]
+    index = torch.where(flip, shift - steps, shift + steps) % n
+    tour = seq[:, :n].gather(1, index)
+    return torch.cat([tour, tour[:, :1]], dim=1)
+
+
 def _tsp_tail(static: Static, labels: dict[str, torch.Tensor], rng: np.random.Generator) -> Tail:
-    seq = labels["seq"]  # (B, N + 1): the tour and its start again
+    seq = rotate_tours(labels["seq"], rng)  # (B, N + 1): the tour and its start again
     b, total = seq.shape
     tokens = int(rng.integers(min(4, total), total + 1))
     nodes = seq[:, total - tokens:]
@@ -210,6 +226,7 @@ def _kp_tail(static: Static, labels: dict[str, torch.Tensor], rng: np.random.Gen
     return Tail(SubProblem(nodes, remaining, _flags(b, False, dev)), targets, pad)
 
 
+_AUGMENTATION = {"tsp": "dihedral, tour rotation and reversal"}  # as the recipe records it
 _TAILS = {"tsp": _tsp_tail, "cvrp": _cvrp_tail, "op": _op_tail, "kp": _kp_tail}
 
 
@@ -493,7 +510,7 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
               "train_count": n_train, "val_count": val_count, "epochs": epochs, "batch": batch, "lr": lr,
               "lr_decay": lr_decay, "decay_every": decay_every, "lr_epoch": lr_epoch, "preset": preset, "seed": seed,
               "device": dev, "precision": precision_name(run.amp),
-              "augmentation": "dihedral" if static.coords is not None else None,
+              "augmentation": _AUGMENTATION.get(problem, "dihedral" if static.coords is not None else None),
               "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
     if earlier:
         recipe["history"] = earlier

@@ -23,7 +23,7 @@ from opsrl.routing.decode import decode  # noqa: E402
 from opsrl.routing.labels import save_labels  # noqa: E402
 from opsrl.routing.policy import BQPolicy, PolicyConfig, load_policy  # noqa: E402
 from opsrl.routing.train import (  # noqa: E402
-    dihedral, imitation_loss, prepare_labels, reorder_routes, tail_subproblems, train)
+    dihedral, imitation_loss, prepare_labels, reorder_routes, rotate_tours, tail_subproblems, train)
 
 
 def _length(d: np.ndarray, path: list[int]) -> float:
@@ -111,10 +111,19 @@ def test_reorder_routes_puts_the_fullest_first() -> None:
     assert new_via.tolist() == [[True, False, True, True, False]]
 
 
-def test_tsp_tail_is_the_suffix_of_the_optimal_tour_and_optimal_for_its_sub_problem(tmp_path) -> None:
+def test_rotate_tours_keeps_each_cycle_and_varies_its_start_and_direction() -> None:
+    seq = torch.tensor([[0, 3, 1, 4, 2, 0]] * 200)
+    rotated = rotate_tours(seq, np.random.default_rng(0))
+    cycle = [0, 3, 1, 4, 2]
+    variants = {tuple(c[i:] + c[:i]) for c in (cycle, cycle[::-1]) for i in range(5)}
+    assert all(tuple(row[:5]) in variants and row[5] == row[0] for row in rotated.tolist())
+    assert len({tuple(row) for row in rotated.tolist()}) == 10  # every start, both directions
+
+
+def test_tsp_tail_is_a_path_of_the_optimal_tour_and_optimal_for_its_sub_problem(tmp_path) -> None:
     path, insts, tours = label_file(tmp_path, "tsp", 7, 6)
     _, _, static, labels = _labels("tsp", path)
-    spec, rng, sizes = SPECS["tsp"], np.random.default_rng(1), set()
+    spec, rng, sizes, ends = SPECS["tsp"], np.random.default_rng(1), set(), set()
     for _ in range(12):
         tail = tail_subproblems("tsp", static, labels, rng)
         sub, targets = tail.sub, tail.targets
@@ -123,12 +132,15 @@ def test_tsp_tail_is_the_suffix_of_the_optimal_tour_and_optimal_for_its_sub_prob
         assert targets.sum().item() == len(insts) and targets[:, 1, 0].all()
         assert spec.mask(static, sub)[targets].all()
         for row, (inst, tour) in enumerate(zip(insts, tours)):
-            k = 8 - t
-            assert sub.nodes[row].tolist() == tour[k:] + [0]
-            origin, rest = tour[k], tour[k + 1:]
-            best = min(_length(inst.distances, [origin, *p, 0]) for p in itertools.permutations(rest))
-            assert _length(inst.distances, [origin, *rest, 0]) == pytest.approx(best)
+            path_ = sub.nodes[row].tolist()
+            ends.add(path_[-1])
+            walks = [[tour[(tour.index(path_[0]) + d * i) % 7] for i in range(t)] for d in (1, -1)]
+            assert path_ in walks  # consecutive cities of the tour, one way or the other
+            origin, rest, end = path_[0], path_[1:-1], path_[-1]
+            best = min(_length(inst.distances, [origin, *p, end]) for p in itertools.permutations(rest))
+            assert _length(inst.distances, path_) == pytest.approx(best)
     assert min(sizes) >= 4 and max(sizes) <= 8 and len(sizes) > 2
+    assert len(ends) > 3  # the paths end anywhere, not only at the label's first city
 
 
 def test_cvrp_tail_has_the_remaining_capacity_and_next_customer(tmp_path) -> None:

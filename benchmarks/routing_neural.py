@@ -6,7 +6,8 @@ multiple; per method the mean gap % to the reference solver and the wall time pe
 
 - ``bq greedy`` and ``bq beam K``: batched decoding (time = batch time / instances, after one
   warm-up batch, in ``--precision``: auto is bf16 where the hardware has it), on the ``--knn``
-  nearest nodes of each step for instances larger than that (as BQ-NCO does at scale);
+  nearest nodes of each step for instances larger than that (as BQ-NCO does at scale; unset, the
+  checkpoint's own ``decoding.knn``);
 - ``bq+ls``: the greedy solution polished by PyVRP's search, ``--ls-time`` s per instance in all
   (decoding included);
 - ``ortools (same time)``: OR-Tools guided local search given the greedy time per instance as its
@@ -127,7 +128,8 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
         print(f"| {shown} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
 
     n = max(getattr(i, "num_nodes", i.size) for i in insts)  # kp: items
-    knn = args.knn if 0 < args.knn < n - 2 else 0
+    wanted = policy.knn if args.knn is None else args.knn  # unset: the checkpoint's own decoding.knn
+    knn = wanted if 0 < wanted < n - 2 else 0
     shown = f"{label} (knn {knn})" if knn else label
     decode(policy, insts[:8], knn=knn, device=device, precision=args.precision)  # one-off kernel set-up off the clock
     t0 = time.perf_counter()
@@ -200,8 +202,9 @@ def main() -> int:
     parser.add_argument("--test-seed", type=int, default=12345)
     parser.add_argument("--beam", type=int, default=16)
     parser.add_argument("--ls-time", type=float, default=1.0)
-    parser.add_argument("--knn", type=int, default=0,
-                        help="decode instances of more than K+2 nodes on the K nodes nearest the origin (0: all)")
+    parser.add_argument("--knn", type=int, default=None,
+                        help="decode instances of more than K+2 nodes on the K nodes nearest the origin (0: all; "
+                             "unset: the checkpoint's decoding.knn, else all)")
     parser.add_argument("--same-time", default=None, help="solvers given the bq+ls time (comma-separated)")
     parser.add_argument("--ortools-limits", default="",
                         help="more OR-Tools time limits to run beside the greedy time (comma-separated seconds)")

@@ -215,11 +215,12 @@ def _policy_on(policy: BQPolicy, device: str) -> BQPolicy:
     return policy.eval()
 
 
-def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int = 0,
+def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int | None = None,
                    device: str = "cpu", seed: int = 0, batch: int = 256,
                    deadline: float | None = None, precision: str = "auto") -> Decoded:
     """``decode`` with what it did: the greedy solutions too, and whether ``deadline`` stopped beam or sampling."""
     problem = policy.config.problem
+    knn = policy.knn if knn is None else knn
     policy = _policy_on(policy, device)
     amp = amp_dtype(device, precision)
     width = beam if beam > 1 else max(samples, 1)
@@ -252,17 +253,18 @@ def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, sam
             for i, sol in zip(idx, _best(problem, insts, cands)):
                 final[i] = sol
     stats = {"device": str(device), "precision": precision_name(amp), "decode_s": time.perf_counter() - t0,
-             "mode": f"beam {beam}" if beam > 1 else f"samples {samples}" if samples > 0 else "greedy"}
+             "mode": f"beam {beam}" if beam > 1 else f"samples {samples}" if samples > 0 else "greedy", "knn": knn}
     return Decoded(final, greedy, timed_out, stats)
 
 
-def decode(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int = 0,
+def decode(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: int = 0, knn: int | None = None,
            device: str = "cpu", seed: int = 0, batch: int = 256, precision: str = "auto") -> list[Any]:
     """Solutions of ``instances`` (opsrl's format, feasible): greedy, or the best of beam search / samples.
 
     ``beam`` > 1 runs beam search of that width, else ``samples`` > 0 draws that many solutions
     per instance (seeded by ``seed``); both keep the best by ``evaluate``, greedy included. ``knn``
-    > 0 restricts each step to the origin, the destination and the ``knn`` nodes nearest the origin.
+    > 0 restricts each step to the origin, the destination and the ``knn`` nodes nearest the origin
+    (None: the policy's own ``knn``, which ``load_policy`` reads from the checkpoint; 0: every node).
     ``batch`` bounds the rows (instances x beams or samples) decoded at once. The policy is moved to
     ``device`` (in place) when it is elsewhere. ``precision`` (auto|fp32|bf16): auto computes in
     bf16 where the hardware has it (CUDA, CPUs with AVX512-BF16 or AMX), fp32 elsewhere.
@@ -271,13 +273,14 @@ def decode(policy: BQPolicy, instances: list[Any], *, beam: int = 1, samples: in
                           batch=batch, precision=precision).solutions
 
 
-def log_likelihood(policy: BQPolicy, instances: list[Any], solutions: list[Any], *, knn: int = 0,
+def log_likelihood(policy: BQPolicy, instances: list[Any], solutions: list[Any], *, knn: int | None = None,
                    device: str = "cpu", precision: str = "auto") -> np.ndarray:
     """The policy's log-probability of producing each of ``solutions`` (same-size instances); -inf for a
     solution ``evaluate`` rejects or the masks forbid."""
     problem = policy.config.problem
     prob = get_problem(problem)
     feasible = np.array([prob.evaluate(i, s).feasible for i, s in zip(instances, solutions)])
+    knn = policy.knn if knn is None else knn
     policy = _policy_on(policy, device)
     actions = [to_actions(problem, s) if ok else ([], []) for s, ok in zip(solutions, feasible)]
     steps = max((len(n) for n, _ in actions), default=0)

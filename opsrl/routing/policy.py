@@ -110,6 +110,9 @@ class BQPolicy(nn.Module):
             self.destination = nn.Parameter(torch.randn(w) / math.sqrt(w))
         self.layers = nn.ModuleList(ReZeroLayer(w, config.heads, config.ff) for _ in range(config.layers))
         self.head = nn.Linear(w, config.logits)
+        # The knn that decoding uses when none is given: 0 (every node), or the checkpoint's
+        # recommendation (its sidecar's "decoding": {"knn": K}, set by load_policy).
+        self.knn = 0
 
     def forward(self, features: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits per token and action; ``pad_mask`` (B, T) is True at padding tokens (at the end of a row)."""
@@ -132,13 +135,13 @@ class BQPolicy(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def solve(self, instances: Any, *, beam: int = 1, samples: int = 0, knn: int = 0, device: str | None = None,
+    def solve(self, instances: Any, *, beam: int = 1, samples: int = 0, knn: int | None = None, device: str | None = None,
               seed: int = 0, batch: int = 256, precision: str = "auto") -> list[Any]:
         """Decode a batch of instances at once (one instance is a batch of one); each answer costed by ``evaluate``.
 
         Returns one ``opsrl.Result`` per instance (solver ``bq``: objective, feasibility, gap to the
         reference, the solution). ``beam``, ``samples``, ``knn``, ``batch`` and ``precision`` are as in
-        the ``bq`` solver; ``device`` defaults to where the policy is.
+        the ``bq`` solver (``knn`` None: the policy's own, ``self.knn``); ``device`` defaults to where the policy is.
 
         >>> import opsrl
         >>> policy = opsrl.load_policy("kp")  # the shipped knapsack policy
@@ -163,7 +166,8 @@ class BQPolicy(nn.Module):
         found = decode_details(self, items, beam=beam, samples=samples, knn=knn, device=device, seed=seed, batch=batch,
                              precision=precision)
         spec = get_solver(problem.name, "bq")
-        options = {"beam": beam, "samples": samples, "knn": knn, "batch": batch, "precision": precision}
+        options = {"beam": beam, "samples": samples, "knn": self.knn if knn is None else knn, "batch": batch,
+                   "precision": precision}
         per = found.stats["decode_s"] / len(items)
         stats = {**found.stats, "batch_size": len(items)}
         return [cost_solution(problem, spec, inst, Solution(Status.FEASIBLE, sol, dict(stats), wall_s=per), None, seed,
@@ -199,4 +203,14 @@ def load_policy(problem: str, checkpoint: str | os.PathLike | None = None, devic
     except RuntimeError as exc:
         raise OpsrlError(f"{path}: weights do not match the architecture of its sidecar "
                          f"({str(exc).splitlines()[0]})") from None
+    policy.knn = _decoding_knn(path, meta)
     return policy.to(device).eval()
+
+
+def _decoding_knn(path: Path, meta: dict[str, Any]) -> int:
+    """The sidecar's recommended ``decoding.knn`` (0 when it names none)."""
+    knn = meta.get("decoding", {}).get("knn", 0) if isinstance(meta.get("decoding", {}), dict) else None
+    if not isinstance(knn, int) or isinstance(knn, bool) or knn < 0:
+        raise OpsrlError(f"{path}: sidecar's decoding.knn must be a whole number >= 0 (0: every node), "
+                         f"got {meta.get('decoding')!r}")
+    return knn

@@ -126,6 +126,27 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         load_policy("tsp", path)
 
 
+def test_sidecar_decoding_knn_is_the_default_and_an_explicit_knn_overrides_it(tmp_path) -> None:
+    from opsrl.routing.decode import decode
+
+    policy = tiny("tsp")
+    meta = {"problem": "tsp", "architecture": policy.config.to_dict()}
+    path = save_checkpoint(tmp_path / "k.safetensors", policy.state_dict(), {**meta, "decoding": {"knn": 3}})
+    loaded = load_policy("tsp", path)
+    assert loaded.knn == 3 and load_policy("tsp", save_checkpoint(tmp_path / "plain", policy.state_dict(), meta)).knn == 0
+    insts = opsrl.generate("tsp", 12, seed=4, count=6)
+    assert decode(loaded, insts) == decode(loaded, insts, knn=3) == decode(policy, insts, knn=3)
+    assert decode(loaded, insts, knn=0) == decode(policy, insts)
+    assert decode(loaded, insts) != decode(policy, insts)  # the view of 3 nearest changes some tours
+    result = opsrl.solve(insts[0], solver="bq", params={"checkpoint": str(path)})
+    assert result.feasible and result.stats["knn"] == 3
+    for bad in ({"knn": -1}, {"knn": "five"}, ["knn"]):
+        path = save_checkpoint(tmp_path / "bad.safetensors", policy.state_dict(), {**meta, "decoding": bad})
+        with pytest.raises(OpsrlError, match=r"bad\.safetensors: sidecar's decoding.knn must be a whole number") as exc:
+            load_policy("tsp", path)
+        assert "\n" not in str(exc.value)
+
+
 def test_classical_path_does_not_import_torch() -> None:
     code = ("import sys, opsrl, opsrl.routing; names = opsrl.list_solvers('cvrp'); "
             "assert 'bq' in names, names; assert 'torch' not in sys.modules, 'torch imported'")

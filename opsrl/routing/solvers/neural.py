@@ -18,9 +18,10 @@ from opsrl.routing.solvers.pyvrp_solver import PYVRP_IMPORTS
 DEADLINE_SHARE = 0.9  # of the time limit, for beam search or sampling; the rest for wrapping up
 
 
-def _check(beam: int, samples: int, knn: int, batch: int) -> None:
-    for name, value, least in (("beam", beam, 1), ("samples", samples, 0), ("knn", knn, 0), ("batch", batch, 1)):
-        if value < least:
+def _check(beam: int, samples: int, knn: int | None, batch: int) -> None:
+    checks = (("beam", beam, 1), ("samples", samples, 0), ("knn", 0 if knn is None else knn, 0), ("batch", batch, 1))
+    for name, value, least in checks:
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise UsageError(f"--param {name}={value}: expected an integer >= {least}")
     if beam > 1 and samples > 0:
         raise UsageError("--param beam and samples: choose one (beam search or sampling)")
@@ -29,10 +30,12 @@ def _check(beam: int, samples: int, knn: int, batch: int) -> None:
 @register_solver(["tsp", "cvrp", "op", "kp"], "bq",
                  "BQ-NCO neural policy (needs a checkpoint): greedy, beam search or sampling", needs_torch=True)
 def solve_bq(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", beam: int = 1,
-             samples: int = 0, knn: int = 0, device: str = "auto", batch: int = 256,
+             samples: int = 0, knn: int | None = None, device: str = "auto", batch: int = 256,
              precision: str = "auto") -> Solution:
     """Decode ``instance`` with the policy in ``checkpoint`` (empty: the shipped default for the problem).
 
+    ``knn`` K > 0 shows each step the K nodes nearest the origin, 0 every node; unset, the checkpoint's
+    recommendation (its sidecar's ``decoding.knn``, else 0).
     ``precision`` auto computes in bf16 where the hardware has it, fp32 elsewhere (fp32|bf16 force one).
     """
     t0 = time.perf_counter()
@@ -62,7 +65,7 @@ LS_DEFAULT_S = 10.0  # total budget of bq+ls when no time limit is given
 @register_solver(["tsp", "cvrp", "op"], "bq+ls",
                  "BQ-NCO greedy solution polished by PyVRP's search started from it, until the limit",
                  needs_torch=True, imports=PYVRP_IMPORTS)
-def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int = 0,
+def solve_bq_ls(instance: object, *, time_limit: float | None, seed: int, checkpoint: str = "", knn: int | None = None,
                 device: str = "auto", precision: str = "auto") -> Solution:
     """The neural start must pay for itself: greedy BQ decoding, then PyVRP from that solution for the rest of the limit."""
     t0 = time.perf_counter()

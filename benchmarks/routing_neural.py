@@ -128,7 +128,7 @@ def measure(args: argparse.Namespace, policy: object, device: str, label: str, i
         print(f"| {shown} | {count} | {method} | {np.nanmean(gaps):.2f} | {seconds:.3f} |", flush=True)
 
     n = max(getattr(i, "num_nodes", i.size) for i in insts)  # kp: items
-    wanted = policy.knn if args.knn is None else args.knn  # unset: the checkpoint's own decoding.knn
+    wanted = policy.decoding_knn(args.knn)  # unset: the checkpoint's own decoding.knn
     knn = wanted if 0 < wanted < n - 2 else 0
     shown = f"{label} (knn {knn})" if knn else label
     decode(policy, insts[:8], knn=knn, device=device, precision=args.precision)  # one-off kernel set-up off the clock

@@ -220,7 +220,7 @@ def decode_details(policy: BQPolicy, instances: list[Any], *, beam: int = 1, sam
                    deadline: float | None = None, precision: str = "auto") -> Decoded:
     """``decode`` with what it did: the greedy solutions too, and whether ``deadline`` stopped beam or sampling."""
     problem = policy.config.problem
-    knn = policy.knn if knn is None else knn
+    knn = policy.decoding_knn(knn)
     policy = _policy_on(policy, device)
     amp = amp_dtype(device, precision)
     width = beam if beam > 1 else max(samples, 1)
@@ -280,7 +280,7 @@ def log_likelihood(policy: BQPolicy, instances: list[Any], solutions: list[Any],
     problem = policy.config.problem
     prob = get_problem(problem)
     feasible = np.array([prob.evaluate(i, s).feasible for i, s in zip(instances, solutions)])
-    knn = policy.knn if knn is None else knn
+    knn = policy.decoding_knn(knn)
     policy = _policy_on(policy, device)
     actions = [to_actions(problem, s) if ok else ([], []) for s, ok in zip(solutions, feasible)]
     steps = max((len(n) for n, _ in actions), default=0)

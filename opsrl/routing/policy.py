@@ -135,6 +135,10 @@ class BQPolicy(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def decoding_knn(self, knn: int | None = None) -> int:
+        """``knn`` as asked, or this policy's own (``self.knn``) when None."""
+        return self.knn if knn is None else knn
+
     def solve(self, instances: Any, *, beam: int = 1, samples: int = 0, knn: int | None = None, device: str | None = None,
               seed: int = 0, batch: int = 256, precision: str = "auto") -> list[Any]:
         """Decode a batch of instances at once (one instance is a batch of one); each answer costed by ``evaluate``.
@@ -166,8 +170,7 @@ class BQPolicy(nn.Module):
         found = decode_details(self, items, beam=beam, samples=samples, knn=knn, device=device, seed=seed, batch=batch,
                              precision=precision)
         spec = get_solver(problem.name, "bq")
-        options = {"beam": beam, "samples": samples, "knn": self.knn if knn is None else knn, "batch": batch,
-                   "precision": precision}
+        options = {"beam": beam, "samples": samples, "knn": found.stats["knn"], "batch": batch, "precision": precision}
         per = found.stats["decode_s"] / len(items)
         stats = {**found.stats, "batch_size": len(items)}
         return [cost_solution(problem, spec, inst, Solution(Status.FEASIBLE, sol, dict(stats), wall_s=per), None, seed,
@@ -209,8 +212,9 @@ def load_policy(problem: str, checkpoint: str | os.PathLike | None = None, devic
 
 def _decoding_knn(path: Path, meta: dict[str, Any]) -> int:
     """The sidecar's recommended ``decoding.knn`` (0 when it names none)."""
-    knn = meta.get("decoding", {}).get("knn", 0) if isinstance(meta.get("decoding", {}), dict) else None
+    decoding = meta.get("decoding", {})
+    knn = decoding.get("knn", 0) if isinstance(decoding, dict) else None
     if not isinstance(knn, int) or isinstance(knn, bool) or knn < 0:
         raise OpsrlError(f"{path}: sidecar's decoding.knn must be a whole number >= 0 (0: every node), "
-                         f"got {meta.get('decoding')!r}")
+                         f"got {decoding!r}")
     return knn

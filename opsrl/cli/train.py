@@ -96,24 +96,31 @@ def _routing_schedule(sets: dict[str, str]) -> dict[str, Any]:
     --set lr_epoch=E``: the rate is ``lr`` up to epoch E (default 1) and ``lr * lr_decay ** ((epoch - E)
     // decay_every)`` after it, so a resumed run continues its schedule, and a run that restarts the
     rate names its first epoch as E. ``--set precision=auto|fp32|bf16`` picks the autocast (auto:
-    bf16 on CUDA, fp32 on the CPU)."""
+    bf16 on CUDA, fp32 on the CPU). ``--set average_from=E --set average_every=K`` also keeps the mean
+    of the weights at the end of epochs E, E + K, ... (``<out>.avg.safetensors``)."""
     from opsrl.core.device import PRECISIONS
     from opsrl.core.errors import UsageError
     from opsrl.core.registry import coerce
 
-    if unknown := set(sets) - {"lr_decay", "decay_every", "lr_epoch", "precision"}:
-        raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay=, decay_every=, lr_epoch= "
-                         "and precision=")
+    if unknown := set(sets) - {"lr_decay", "decay_every", "lr_epoch", "precision", "average_from", "average_every"}:
+        raise UsageError(f"--set {sorted(unknown)[0]}: routing training takes lr_decay=, decay_every=, lr_epoch=, "
+                         "precision=, average_from= and average_every=")
     if sets.get("precision", "auto") not in PRECISIONS:
         raise UsageError(f"--set precision={sets['precision']}: expected one of {', '.join(PRECISIONS)}")
     out = {key: coerce(sets[key], default, f"--set {key}")
-           for key, default in (("lr_decay", 0.98), ("decay_every", 1), ("lr_epoch", 1)) if key in sets}
+           for key, default in (("lr_decay", 0.98), ("decay_every", 1), ("lr_epoch", 1), ("average_from", 1),
+                                ("average_every", 1)) if key in sets}
     if "lr_decay" in out and not 0 < out["lr_decay"] <= 1:
         raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
     if "decay_every" in out and out["decay_every"] < 1:
         raise UsageError(f"--set decay_every={sets['decay_every']}: expected an integer >= 1 (epochs)")
     if "lr_epoch" in out and out["lr_epoch"] < 1:
         raise UsageError(f"--set lr_epoch={sets['lr_epoch']}: expected an integer >= 1 (an epoch number)")
+    for key in ("average_from", "average_every"):
+        if key in out and out[key] < 1:
+            raise UsageError(f"--set {key}={sets[key]}: expected an integer >= 1 (an epoch number, a count of epochs)")
+    if "average_every" in out and "average_from" not in out:
+        raise UsageError("--set average_every= needs --set average_from=E (the first epoch of the weight average)")
     if "precision" in sets:
         out["precision"] = sets["precision"]
     return out

@@ -23,7 +23,10 @@ precision (bf16, fp16 where bf16 is missing) on CUDA only. After every epoch the
 instances (the last ``val_count`` of the file) are decoded greedily and their mean gap to the label
 objective is recorded. Files: the best checkpoint at ``out`` (safetensors + JSON sidecar), the
 last one at ``<out>.last.safetensors`` with the optimiser state at ``<out>.last.pt`` (for
-``resume``), and the learning curve at ``<out>.curve.csv``.
+``resume``), and the learning curve at ``<out>.curve.csv``. With ``average_from`` E the run also keeps
+the uniform mean of the weights at the end of epochs E, E + ``average_every``, ... (stochastic weight
+averaging, torch's ``AveragedModel``) at ``<out>.avg.safetensors``, validated like an epoch: the mean
+of the weights along the end of a run usually decodes better than any one epoch's, for no training.
 
 Data parallel (``opsrl train --nproc N`` or ``torchrun``): every process holds the whole label file,
 draws the same permutation, augmentation and tail sampling, and runs its share of each global batch
@@ -379,6 +382,50 @@ def last_path(out: Path) -> Path:
     return out.with_name(out.stem + ".last.safetensors")
 
 
+def average_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".avg.safetensors")
+
+
+class _WeightAverage:
+    """The running mean of the weights at the end of epochs ``start``, ``start + every``, ... (torch's
+    ``AveragedModel``), written to ``<out>.avg.safetensors`` with the epochs it holds and its validation gap.
+
+    A resumed run continues the mean found there when it was made with the same ``start`` and ``every``
+    and holds no epoch after the one resumed from; otherwise it starts a new one.
+    """
+
+    def __init__(self, policy: BQPolicy, start: int, every: int, out: Path, resumed_epoch: int):
+        from torch.optim.swa_utils import AveragedModel
+
+        self.start, self.every, self.path = start, every, average_path(out)
+        self.model = AveragedModel(policy)
+        self.epochs: list[int] = []
+        self.gap = math.nan
+        if resumed_epoch > 0 and self.path.is_file():
+            state, meta = load_checkpoint(self.path)
+            held = meta.get("averaging", {})
+            epochs = [int(e) for e in held.get("epochs", [])]
+            if (held.get("from"), held.get("every")) == (start, every) and epochs and max(epochs) <= resumed_epoch:
+                self.model.module.load_state_dict(state)
+                self.model.n_averaged.fill_(len(epochs))
+                self.epochs, self.gap = epochs, float(held.get("val_gap_pct", math.nan))
+
+    def due(self, epoch: int) -> bool:
+        return epoch >= self.start and (epoch - self.start) % self.every == 0
+
+    def update(self, policy: BQPolicy, epoch: int, validate: Any, meta: dict[str, Any]) -> None:
+        """Add ``policy``'s weights as those of ``epoch``, validate the mean and write it."""
+        self.model.update_parameters(policy)
+        self.epochs.append(epoch)
+        self.gap = validate(self.model.module)
+        save_checkpoint(self.path, _cpu_copy(self.model.module),
+                        {**meta, "weights": f"mean of the weights at the end of epochs {self.epochs}",
+                         "averaging": self.summary()})
+
+    def summary(self) -> dict[str, Any]:
+        return {"from": self.start, "every": self.every, "epochs": self.epochs, "val_gap_pct": self.gap}
+
+
 def _checkpoint_path(out: str | Path) -> Path:
     out = Path(out)
     return out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
@@ -466,9 +513,13 @@ def _cpu_copy(policy: BQPolicy) -> dict[str, Any]:
 def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs: int = 10, batch: int = 256,
           lr: float = 2.5e-4, lr_decay: float = 0.98, decay_every: int = 1, lr_epoch: int = 1,
           val_count: int = 128, device: str = "auto", resume: Path | None = None, seed: int = 0,
-          progress: bool = True, max_steps: int | None = None, precision: str = "auto") -> dict[str, Any]:
+          progress: bool = True, max_steps: int | None = None, precision: str = "auto", average_from: int = 0,
+          average_every: int = 1) -> dict[str, Any]:
     """Train a ``preset`` policy on the label file ``data`` for ``epochs`` epochs in all (a resumed run
     continues the count); writes the best checkpoint at ``out`` and returns the metrics.
+
+    ``average_from`` E > 0 also writes the mean of the weights at the end of epochs E, E + ``average_every``,
+    ... to ``<out>.avg.safetensors`` (see the module docstring).
 
     In a process group (WORLD_SIZE > 1: ``torchrun`` or ``opsrl.core.distributed.launch``) each
     process trains on its share of every global batch of ``batch`` rows; rank 0 validates and writes.
@@ -512,8 +563,12 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
               "device": dev, "precision": precision_name(run.amp),
               "augmentation": _AUGMENTATION.get(problem, "dihedral" if static.coords is not None else None),
               "resumed_from": str(resume) if resume is not None else None, "processes": ctx.world}
+    if average_from > 0:
+        recipe.update(average_from=average_from, average_every=average_every)
     if earlier:
         recipe["history"] = earlier
+    average = (_WeightAverage(policy, average_from, max(average_every, 1), out, prog.epoch)
+               if average_from > 0 and ctx.is_main else None)
     stopped = False
     with _progress_bar(progress) as bar:
         task = bar.add_task(f"train {problem}", total=run.steps_per_epoch * max(epochs - prog.epoch, 0))
@@ -538,12 +593,19 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
             prog.curve.append({"epoch": epoch, "step": prog.step, "train_loss": prog.last_loss,
                                "val_gap_pct": prog.last_gap, "lr": rate, "seconds": round(time.perf_counter() - t0, 3)})
             _save(out, policy, optimizer, best_state, config, recipe, prog)
+            if average is not None and average.due(epoch):
+                average.update(policy, epoch, lambda p: validation_gap(p, val_instances, val_objectives, dev),
+                               _meta(config, recipe, prog))
             if progress:
+                mean = (f", mean of {len(average.epochs)} epochs {average.gap:.3f} %"
+                        if average is not None and average.epochs and average.epochs[-1] == epoch else "")
                 bar.console.log(f"epoch {epoch}: loss {prog.last_loss:.4f}, val gap {prog.last_gap:.3f} %, "
-                                f"best {prog.best:.3f} % (epoch {prog.best_epoch})")
+                                f"best {prog.best:.3f} % (epoch {prog.best_epoch}){mean}")
     metrics = _metrics(prog)
     metrics.update(problem=problem, checkpoint=str(out), last_checkpoint=str(last_path(out)),
                    curve=str(curve_path(out)), seconds=time.perf_counter() - t0, device=dev, stopped_at_max_steps=stopped)
+    if average is not None and average.epochs:
+        metrics.update(average_checkpoint=str(average.path), average=average.summary())
     return metrics
 
 
@@ -552,11 +614,15 @@ def _metrics(prog: _Progress) -> dict[str, Any]:
             "final_val_gap_pct": prog.last_gap, "best_val_gap_pct": prog.best, "best_epoch": prog.best_epoch}
 
 
+def _meta(config: PolicyConfig, recipe: dict[str, Any], prog: _Progress) -> dict[str, Any]:
+    return {"kind": "bq", "problem": config.problem, "architecture": config.to_dict(), "training": recipe,
+            "metrics": _metrics(prog)}
+
+
 def _save(out: Path, policy: BQPolicy, optimizer: Any, best_state: dict[str, Any], config: PolicyConfig,
           recipe: dict[str, Any], prog: _Progress) -> None:
     """The best checkpoint at ``out``, the last one beside it with the optimiser state, and the curve."""
-    meta = {"kind": "bq", "problem": config.problem, "architecture": config.to_dict(), "training": recipe,
-            "metrics": _metrics(prog)}
+    meta = _meta(config, recipe, prog)
     last = last_path(out)
     save_checkpoint(last, policy.state_dict(), {**meta, "weights": f"epoch {prog.epoch} (last)"})
     tmp = last.with_suffix(".pt.partial")

@@ -110,6 +110,8 @@ def test_train_checks_its_options_before_training(cli, tmp_path, labels, monkeyp
     _fails(cli(*base, "--set", "decay_every=0"), 2, "--set decay_every=0", "integer >= 1")
     _fails(cli(*base, "--set", "precision=half"), 2, "--set precision=half", "auto, fp32, bf16")
     _fails(cli(*base, "--set", "lr_epoch=0"), 2, "--set lr_epoch=0", "integer >= 1")
+    _fails(cli(*base, "--set", "average_from=0"), 2, "--set average_from=0", "integer >= 1")
+    _fails(cli(*base, "--set", "average_every=2"), 2, "--set average_every=", "average_from=")
     # valid options reach the trainer: here it is missing, which is one line too
     _fails(cli(*base, "--max-steps", "3"), 1, "training is not available")
     assert not ckpt.exists()

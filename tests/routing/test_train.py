@@ -274,6 +274,35 @@ def test_training_writes_checkpoints_that_load_and_resume(tmp_path, problem: str
     assert "history" not in recipe["history"][0]
 
 
+def test_weight_average_is_the_mean_of_the_named_epochs_and_survives_resume(tmp_path) -> None:
+    """average_from=1: after epoch 1 the mean is epoch 1's weights; a resumed epoch 2 makes it (w1 + w2) / 2."""
+    from opsrl.core.checkpoint import load_checkpoint
+
+    path, _, _ = label_file(tmp_path, "tsp", 6, 12)
+    out = tmp_path / "bq.safetensors"
+    first = train("tsp", path, out=out, preset="tiny", epochs=1, batch=4, val_count=4, device="cpu", progress=False,
+                  average_from=1)
+    avg = tmp_path / "bq.avg.safetensors"
+    assert first["average"]["epochs"] == [1] and first["average_checkpoint"] == str(avg)
+    w1, _ = load_checkpoint(tmp_path / "bq.last.safetensors")
+    mean1, meta1 = load_checkpoint(avg)
+    assert all(torch.equal(mean1[k], w1[k]) for k in w1)
+    assert meta1["averaging"]["epochs"] == [1] and math.isfinite(meta1["averaging"]["val_gap_pct"])
+    assert meta1["training"]["average_from"] == 1
+    second = train("tsp", path, out=out, epochs=2, batch=4, val_count=4, device="cpu", progress=False,
+                   resume=tmp_path / "bq.last.safetensors", average_from=1)
+    w2, _ = load_checkpoint(tmp_path / "bq.last.safetensors")
+    mean2, meta2 = load_checkpoint(avg)
+    assert second["average"]["epochs"] == [1, 2] and meta2["averaging"]["epochs"] == [1, 2]
+    assert not torch.equal(w1["head.weight"], w2["head.weight"])
+    assert all(torch.allclose(mean2[k], (w1[k] + w2[k]) / 2, atol=1e-6) for k in w1)
+    assert load_policy("tsp", avg).config == PolicyConfig.preset("tsp", "tiny")  # it loads like any checkpoint
+    # a schedule it was not made with starts a new mean: every 2 epochs from 3 holds nothing yet at epoch 2
+    third = train("tsp", path, out=out, epochs=3, batch=4, val_count=4, device="cpu", progress=False,
+                  resume=tmp_path / "bq.last.safetensors", average_from=3, average_every=2)
+    assert third["average"]["epochs"] == [3]
+
+
 def test_dihedral_augmentation_keeps_distances_and_the_unit_square():
     insts = opsrl.generate("cvrp", 12, seed=3, count=16)
     static = static_from_instances("cvrp", insts, "cpu")

@@ -112,13 +112,11 @@ def _routing_schedule(sets: dict[str, str]) -> dict[str, Any]:
                                 ("average_every", 1)) if key in sets}
     if "lr_decay" in out and not 0 < out["lr_decay"] <= 1:
         raise UsageError(f"--set lr_decay={sets['lr_decay']}: expected a number in (0, 1]")
-    if "decay_every" in out and out["decay_every"] < 1:
-        raise UsageError(f"--set decay_every={sets['decay_every']}: expected an integer >= 1 (epochs)")
-    if "lr_epoch" in out and out["lr_epoch"] < 1:
-        raise UsageError(f"--set lr_epoch={sets['lr_epoch']}: expected an integer >= 1 (an epoch number)")
-    for key in ("average_from", "average_every"):
+    counts = {"decay_every": "epochs", "lr_epoch": "an epoch number", "average_from": "an epoch number",
+              "average_every": "epochs"}
+    for key, meaning in counts.items():
         if key in out and out[key] < 1:
-            raise UsageError(f"--set {key}={sets[key]}: expected an integer >= 1 (an epoch number, a count of epochs)")
+            raise UsageError(f"--set {key}={sets[key]}: expected an integer >= 1 ({meaning})")
     if "average_every" in out and "average_from" not in out:
         raise UsageError("--set average_every= needs --set average_from=E (the first epoch of the weight average)")
     if "precision" in sets:

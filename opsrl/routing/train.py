@@ -593,12 +593,12 @@ def train(problem: str, data: Path, *, out: Path, preset: str = "small", epochs:
             prog.curve.append({"epoch": epoch, "step": prog.step, "train_loss": prog.last_loss,
                                "val_gap_pct": prog.last_gap, "lr": rate, "seconds": round(time.perf_counter() - t0, 3)})
             _save(out, policy, optimizer, best_state, config, recipe, prog)
+            mean = ""
             if average is not None and average.due(epoch):
                 average.update(policy, epoch, lambda p: validation_gap(p, val_instances, val_objectives, dev),
                                _meta(config, recipe, prog))
+                mean = f", mean of {len(average.epochs)} epochs {average.gap:.3f} %"
             if progress:
-                mean = (f", mean of {len(average.epochs)} epochs {average.gap:.3f} %"
-                        if average is not None and average.epochs and average.epochs[-1] == epoch else "")
                 bar.console.log(f"epoch {epoch}: loss {prog.last_loss:.4f}, val gap {prog.last_gap:.3f} %, "
                                 f"best {prog.best:.3f} % (epoch {prog.best_epoch}){mean}")
     metrics = _metrics(prog)

@@ -92,10 +92,10 @@ def _classical(instances: list, solver: str, time_limit: float, jobs: int, out: 
         out.unlink()
     df = run_benchmark(instances, [solver], time_limit=time_limit, seeds=[0], jobs=jobs, out=out, progress=False,
                        resume=resume and out.exists())
-    by_name = df.set_index("instance")
-    objs = np.array([by_name.loc[i.name, "objective"] if by_name.loc[i.name, "feasible"] else np.nan
-                     for i in instances])
-    return objs, float(df["wall_s"].mean())
+    # with ``resume`` the file may also hold runs of other instances (a larger --count earlier): only these count
+    runs = df.set_index("instance").loc[[i.name for i in instances]]
+    objs = np.where(runs["feasible"].to_numpy(bool), runs["objective"].to_numpy(float), np.nan)
+    return objs, float(runs["wall_s"].mean())
 
 
 def file_instances(which: str, max_nodes: int) -> list:
